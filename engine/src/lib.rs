@@ -1,0 +1,57 @@
+//! The wasmtime host of gensail: loads algorithm components, keeps a registry
+//! of them, and runs them in a sandbox with hard limits.
+//!
+//! An algorithm is a WebAssembly component built against the WIT package
+//! `gensail:algorithm` (see `wit/algorithm.wit`). The engine knows nothing of
+//! HTTP or SQL: callers hand it component bytes and transcripts and get back
+//! loaded algorithms and [`RunReport`]s.
+//!
+//! ```no_run
+//! # async fn demo(bytes: Vec<u8>, transcript: gensail_host_api::Transcript) -> anyhow::Result<()> {
+//! use gensail_engine::{Engine, EngineConfig, LimitOverrides};
+//! let engine = Engine::new(EngineConfig::default())?;
+//! let algorithm = engine.load("sentiment_v1", &bytes, LimitOverrides::default()).await?;
+//! engine.registry().install(algorithm)?;
+//! let report = engine.run("sentiment_v1", &transcript, "{}").await?;
+//! println!("{}", serde_json::to_string_pretty(&report)?);
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - [`engine`](crate::Engine): the wasmtime `Engine`, linker, pooling allocator, epoch ticker and
+//!   the concurrency bound; entry points `load`, `inspect`, `run`.
+//! - `bindings`: the one `bindgen!` of the WIT world.
+//! - `cache`: compiled components on disk, keyed by content hash and engine configuration.
+//! - `component`: validation of a component against the contract ([`ComponentInfo`], [`LoadedAlgorithm`]).
+//! - [`registry`]: the concurrent map of loaded algorithms by ID ([`Registry`]).
+//! - `sandbox`: the per-run store state: WASI with nothing granted, the bounded run log,
+//!   the memory limiter.
+//! - `run`: one run: instantiate, call, classify the outcome ([`RunReport`], [`RunError`]).
+//! - [`limits`]: [`Limits`] and per-algorithm [`LimitOverrides`].
+//! - [`error`]: [`LoadError`] and [`EngineError`].
+
+#![deny(missing_docs)]
+
+mod bindings;
+mod cache;
+mod component;
+mod engine;
+pub mod error;
+pub mod limits;
+pub mod registry;
+mod run;
+mod sandbox;
+
+pub use component::{ComponentInfo, LoadedAlgorithm};
+pub use engine::{Engine, EngineConfig};
+pub use error::{EngineError, LoadError};
+pub use limits::{LimitOverrides, Limits};
+pub use registry::Registry;
+pub use run::{AlgorithmErrorKind, RunError, RunReport};
+
+/// The version of `gensail:algorithm` this host implements. Plugins built
+/// against the same major version and a minor version no greater than this load.
+pub const WIT_VERSION: semver::Version = semver::Version::new(1, 0, 0);
+
+/// The WIT package name every plugin exports its `plugin` interface from.
+pub const WIT_PACKAGE: &str = "gensail:algorithm";

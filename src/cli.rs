@@ -1,0 +1,148 @@
+//! The command line: `gensail algorithms list | inspect | run`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use gensail_engine::{Engine, EngineConfig, LimitOverrides};
+use gensail_host_api::Transcript;
+
+use crate::bundled;
+
+/// Runs call-analytics algorithms as sandboxed WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "gensail", version, about)]
+pub struct Cli {
+    /// Where gensail keeps its data (the compile cache lives in `compile-cache/` under it).
+    #[arg(long, global = true, env = "GENSAIL_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Work with algorithm plugins locally.
+    #[command(subcommand)]
+    Algorithms(AlgorithmsCommand),
+}
+
+/// `gensail algorithms ...`
+#[derive(Debug, Subcommand)]
+pub enum AlgorithmsCommand {
+    /// Lists the bundled algorithms with version and sha256.
+    List,
+    /// Shows what a component says about itself, and checks it against the contract.
+    Inspect {
+        /// The component file.
+        file: PathBuf,
+    },
+    /// Runs an algorithm (a bundled ID or a .wasm file) on a transcript and prints the run report as JSON.
+    Run(RunArgs),
+}
+
+/// Arguments of `gensail algorithms run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A bundled algorithm ID (e.g. sentiment_v1) or the path of a .wasm component.
+    pub algorithm: String,
+    /// The transcript file: JSON segments, or `Speaker: text` lines.
+    #[arg(long)]
+    pub transcript: PathBuf,
+    /// The config: JSON text, or @FILE to read it from a file.
+    #[arg(long, default_value = "{}")]
+    pub config: String,
+    /// Fuel limit (instructions) instead of the default.
+    #[arg(long)]
+    pub fuel: Option<u64>,
+    /// Wall-clock limit in milliseconds instead of the default.
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    /// Memory limit in bytes instead of the default.
+    #[arg(long)]
+    pub memory_bytes: Option<u64>,
+}
+
+/// Parses the arguments, runs the command, and maps failure to a non-zero exit.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = tokio::runtime::Runtime::new().expect("start the tokio runtime");
+    match runtime.block_on(execute(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GENSAIL_LOG").unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    let engine_config = EngineConfig { cache_dir: Some(cli.data_dir.join("compile-cache")), ..EngineConfig::default() };
+    let engine = Engine::new(engine_config)?;
+    match cli.command {
+        Command::Algorithms(AlgorithmsCommand::List) => {
+            let loaded = bundled::load_all(&engine).await?;
+            let list: Vec<_> = loaded
+                .iter()
+                .map(|a| serde_json::json!({"id": a.info.id, "version": a.info.version.to_string(), "sha256": a.info.sha256, "description": a.info.description}))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&list)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Algorithms(AlgorithmsCommand::Inspect { file }) => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let info = engine.inspect(&bytes).await?;
+            let mut value = serde_json::to_value(&info)?;
+            value["limits"] = serde_json::to_value(engine.config().default_limits)?;
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Algorithms(AlgorithmsCommand::Run(args)) => run(&engine, args).await,
+    }
+}
+
+async fn run(engine: &Engine, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let overrides = LimitOverrides { fuel: args.fuel, timeout_ms: args.timeout_ms, memory_bytes: args.memory_bytes, ..Default::default() };
+    let algorithm = if let Some(bytes) = bundled::bytes(&args.algorithm) {
+        engine.load(&args.algorithm, bytes, overrides).await?
+    } else if Path::new(&args.algorithm).is_file() {
+        engine.load_file(Path::new(&args.algorithm), overrides).await?
+    } else {
+        let ids: Vec<&str> = bundled::BUNDLED.iter().map(|(id, _)| *id).collect();
+        bail!("{} is neither a bundled algorithm ({}) nor a file", args.algorithm, ids.join(", "));
+    };
+    let text = std::fs::read_to_string(&args.transcript).with_context(|| format!("cannot read {}", args.transcript.display()))?;
+    let transcript = Transcript::parse(&text).with_context(|| format!("{} is not a transcript", args.transcript.display()))?;
+    let config = read_config(&args.config)?;
+    let report = engine.run_loaded(&algorithm, &transcript, &config).await;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    match report.outcome() {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("error: the run failed: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `--config` is JSON text or `@FILE`; either way it must be a JSON object.
+fn read_config(arg: &str) -> anyhow::Result<String> {
+    let text = match arg.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read config file {path}"))?,
+        None => arg.to_owned(),
+    };
+    let value: serde_json::Value = serde_json::from_str(&text).context("--config is not valid JSON")?;
+    if !value.is_object() {
+        bail!("--config must be a JSON object, e.g. '{{\"competitors\": [\"Gong\"]}}'");
+    }
+    Ok(text)
+}
