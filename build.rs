@@ -26,7 +26,7 @@ fn main() {
     let mut build = Command::new(cargo);
     build
         .current_dir(&plugins)
-        .args(["build", "--release", "--locked", "--target", WASM_TARGET, "--target-dir"])
+        .args(["build", "--release", "--target", WASM_TARGET, "--target-dir"])
         .arg(&target_dir);
     // The outer build's flags and target settings are for the host, not the guests.
     for (key, _) in std::env::vars() {

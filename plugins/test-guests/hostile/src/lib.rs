@@ -1,6 +1,7 @@
 //! A guest that misbehaves on request, for the engine's sandbox tests and the
-//! per-run overhead benchmark. The config's `mode` picks the behaviour; the
-//! ID is whatever the config-independent `HOSTILE_ID` says (`hostile_v1`).
+//! per-run overhead benchmark. The config's `mode` picks the behaviour. The ID
+//! is always `hostile_v1`; the version is the crate's, so `hostile_next` (this
+//! source at a newer version) can replace it.
 
 wit_bindgen::generate!({ path: "../../../wit", world: "gensail:algorithm/algorithm" });
 
@@ -21,7 +22,7 @@ impl Guest for Hostile {
     fn metadata() -> AlgorithmMetadata {
         AlgorithmMetadata {
             id: "hostile_v1".into(),
-            version: "0.1.0".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
             description: "Misbehaves on request (test only).".into(),
             config_schema: None,
             output_schema: None,
@@ -38,6 +39,15 @@ impl Guest for Hostile {
                 "words": transcript.segments.iter().map(|s| s.text.split_whitespace().count()).sum::<usize>(),
             })
             .to_string()),
+            "busy" => {
+                // Bounded work, for runs that must still be in flight a little while.
+                let iterations = config["iterations"].as_u64().unwrap_or(1_000_000);
+                let mut x: u64 = 0;
+                for i in 0..iterations {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+                }
+                Ok(serde_json::json!({"x": x % 1000}).to_string())
+            }
             "loop" => {
                 let mut x: u64 = 0;
                 loop {
