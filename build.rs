@@ -42,6 +42,9 @@ fn main() {
 
     let wasm_dir = target_dir.join(WASM_TARGET).join("release");
     println!("cargo:rustc-env=GENSAIL_PLUGIN_WASM_DIR={}", wasm_dir.display());
+    // For tests/plugins_native.rs, which runs the plugins' unit tests natively.
+    println!("cargo:rustc-env=GENSAIL_HOST_TARGET={}", std::env::var("TARGET").unwrap());
+    println!("cargo:rustc-env=GENSAIL_CARGO={}", std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     let mut bundled = String::from(
         "/// The bundled algorithms: (ID, component bytes), built from `plugins/` by build.rs.\npub const BUNDLED: &[(&str, &[u8])] = &[\n",
     );

@@ -34,7 +34,11 @@ pub fn fixture(name: &str) -> Transcript {
 /// Every transcript fixture, by file name.
 pub fn all_fixtures() -> Vec<(String, Transcript)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("plugins/fixtures");
-    let mut names: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "labels.json")
+        .collect();
     names.sort();
     names.into_iter().map(|n| (n.clone(), fixture(&n))).collect()
 }

@@ -12,3 +12,11 @@ pub fn load(name: &str) -> Transcript {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read fixture {path}: {e}"));
     Transcript::parse(&text).unwrap_or_else(|e| panic!("fixture {path} is not a transcript: {e}"))
 }
+
+/// The labelled outcome of each dental fixture (`plugins/fixtures/labels.json`), sorted by name.
+pub fn dental_outcome_labels() -> Vec<(String, String)> {
+    let path = format!("{}/../fixtures/labels.json", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
+    let labels: std::collections::BTreeMap<String, String> = serde_json::from_str(&text).expect("labels.json is a map");
+    labels.into_iter().filter(|(name, _)| !name.starts_with('_')).collect()
+}

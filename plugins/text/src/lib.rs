@@ -4,10 +4,14 @@
 //! - [`tokens`]: words with their byte positions, normalised for matching.
 //! - [`phrase`]: whole-word phrase search and context snippets.
 //! - [`lexicon`]: the sentiment word lists both sentiment algorithms start from.
+//! - [`roles`]: which speaker is the agent.
+//! - [`time`]: call timestamps.
 //! - [`fixtures`] (native only): the realistic call transcripts under `plugins/fixtures/`.
 
 pub mod lexicon;
 pub mod phrase;
+pub mod roles;
+pub mod time;
 pub mod tokens;
 
 #[cfg(not(target_arch = "wasm32"))]
