@@ -87,3 +87,27 @@ async fn concurrent_runs_give_the_sequential_results() {
     }
     assert_eq!(checked, 100);
 }
+
+#[tokio::test]
+async fn a_restart_loads_compiled_components_from_the_cache() {
+    let cache = tempfile::tempdir().unwrap();
+    let config = || gensail_engine::EngineConfig { cache_dir: Some(cache.path().to_path_buf()), ..Default::default() };
+    let first = gensail_engine::Engine::new(config()).unwrap();
+    first.load("sentiment_v1", &wasm("sentiment_v1"), LimitOverrides::default()).await.unwrap();
+    assert_eq!(first.compile_stats(), gensail_engine::CompileStats { compiled: 1, loaded_from_cache: 0 });
+    drop(first);
+
+    let restarted = gensail_engine::Engine::new(config()).unwrap();
+    let algorithm = restarted.load("sentiment_v1", &wasm("sentiment_v1"), LimitOverrides::default()).await.unwrap();
+    assert_eq!(restarted.compile_stats(), gensail_engine::CompileStats { compiled: 0, loaded_from_cache: 1 });
+    let report = restarted.run_loaded(&algorithm, &fixture("angry_support.txt"), "{}").await;
+    assert_eq!(report.status, "completed");
+
+    // A damaged entry is recompiled and replaced, not trusted and not fatal.
+    for entry in std::fs::read_dir(cache.path()).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
+    }
+    let third = gensail_engine::Engine::new(config()).unwrap();
+    third.load("sentiment_v1", &wasm("sentiment_v1"), LimitOverrides::default()).await.unwrap();
+    assert_eq!(third.compile_stats(), gensail_engine::CompileStats { compiled: 1, loaded_from_cache: 0 });
+}

@@ -8,6 +8,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmtime::component::Component;
 
@@ -15,13 +16,28 @@ use wasmtime::component::Component;
 pub(crate) struct CompileCache {
     dir: Option<PathBuf>,
     engine_key: String,
+    compiled: AtomicU64,
+    loaded: AtomicU64,
+}
+
+/// How often components were compiled versus loaded from the cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CompileStats {
+    /// Components compiled by Cranelift.
+    pub compiled: u64,
+    /// Components loaded from the on-disk cache.
+    pub loaded_from_cache: u64,
 }
 
 impl CompileCache {
     pub(crate) fn new(dir: Option<PathBuf>, engine: &wasmtime::Engine) -> Self {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        Self { dir, engine_key: format!("{:016x}", hasher.finish()) }
+        Self { dir, engine_key: format!("{:016x}", hasher.finish()), compiled: AtomicU64::new(0), loaded: AtomicU64::new(0) }
+    }
+
+    pub(crate) fn stats(&self) -> CompileStats {
+        CompileStats { compiled: self.compiled.load(Ordering::Relaxed), loaded_from_cache: self.loaded.load(Ordering::Relaxed) }
     }
 
     fn path(&self, sha256: &str) -> Option<PathBuf> {
@@ -31,16 +47,21 @@ impl CompileCache {
     /// The compiled component: from the cache when present, else compiled and stored.
     pub(crate) fn component(&self, engine: &wasmtime::Engine, sha256: &str, bytes: &[u8]) -> wasmtime::Result<Component> {
         let Some(path) = self.path(sha256) else {
+            self.compiled.fetch_add(1, Ordering::Relaxed);
             return Component::new(engine, bytes);
         };
         if path.exists() {
             match deserialize(engine, &path) {
-                Ok(component) => return Ok(component),
+                Ok(component) => {
+                    self.loaded.fetch_add(1, Ordering::Relaxed);
+                    return Ok(component);
+                }
                 // A stale or damaged entry is not fatal: recompile and overwrite it.
                 Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compile cache entry"),
             }
         }
         let component = Component::new(engine, bytes)?;
+        self.compiled.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = store(&component, &path) {
             tracing::warn!(path = %path.display(), error = %e, "cannot write compile cache entry");
         }
@@ -50,10 +71,15 @@ impl CompileCache {
 
 #[allow(unsafe_code)]
 fn deserialize(engine: &wasmtime::Engine, path: &Path) -> wasmtime::Result<Component> {
-    // SAFETY: wasmtime requires that the file was produced by `Component::serialize`
-    // of a compatible engine. The name carries the engine's compatibility hash, the
-    // directory belongs to the service, and only `store` below writes into it.
-    unsafe { Component::deserialize_file(engine, path) }
+    // Read into memory rather than `deserialize_file`'s mmap: a cache file truncated
+    // under a running service (by an operator, a disk cleaner) would otherwise
+    // crash it with SIGBUS. The copy costs about a tenth of a millisecond.
+    let bytes = std::fs::read(path)?;
+    // SAFETY: wasmtime requires bytes produced by `Component::serialize` of a
+    // compatible engine. The name carries the engine's compatibility hash, the
+    // directory belongs to the service, and only `store` below writes into it
+    // (wasmtime still checks the header and version before using them).
+    unsafe { Component::deserialize(engine, &bytes) }
 }
 
 fn store(component: &Component, path: &Path) -> anyhow::Result<()> {

@@ -90,6 +90,11 @@ impl Engine {
         &self.inner.registry
     }
 
+    /// How many components were compiled and how many came from the compile cache.
+    pub fn compile_stats(&self) -> crate::CompileStats {
+        self.inner.cache.stats()
+    }
+
     /// The engine's configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config

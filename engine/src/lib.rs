@@ -42,6 +42,7 @@ pub mod registry;
 mod run;
 mod sandbox;
 
+pub use cache::CompileStats;
 pub use component::{ComponentInfo, LoadedAlgorithm};
 pub use engine::{Engine, EngineConfig};
 pub use error::{EngineError, LoadError};

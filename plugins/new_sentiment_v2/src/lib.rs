@@ -27,6 +27,8 @@ const CONTRASTS: &[&str] = &["but", "however", "although", "though", "yet"];
 const COURTESY: &[&str] = &[
     "thank you for calling", "thanks for calling", "sorry to hear", "you're welcome", "welcome to", "thank you for your patience",
     "have a great day", "have a good day", "have a nice day",
+    // An agent's apology or empathy is service, not the agent's own bad mood.
+    "i'm sorry", "i'm really sorry", "i'm so sorry", "i apologize", "how frustrating", "if anything goes wrong",
 ];
 
 /// The algorithm.
@@ -307,6 +309,13 @@ mod tests {
         assert_eq!(out.trajectory, "improving", "{:?}", out.phases);
         // "nobody has fixed it" is not praise (sentiment_v1 counts "fixed" as positive).
         assert!(!customer.evidence.iter().any(|e| e == "\"fixed\" (+1.0)"), "{:?}", customer.evidence);
+    }
+
+    #[test]
+    fn an_apologising_agent_is_not_negative() {
+        let out = analyse(&fixtures::load("angry_support.txt"), &Config::default());
+        let agent = out.speakers.iter().find(|s| s.speaker == "Agent").unwrap();
+        assert_ne!(agent.label, "Negative", "{agent:?}");
     }
 
     #[test]

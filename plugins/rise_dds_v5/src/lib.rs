@@ -138,10 +138,11 @@ pub fn classify(transcript: &Transcript) -> Output {
                 continue;
             }
             // One count per phrase per segment; the first occurrence that is not denied.
-            let Some(&(at, _)) = find_phrase(&segment.text, phrase).iter().find(|(s, _)| !negated(&segment.text, *s)) else {
-                if *outcome == "cancelled" && !find_phrase(&segment.text, phrase).is_empty() {
+            let found = find_phrase(&segment.text, phrase);
+            let Some(&(at, _)) = found.iter().find(|(s, _)| !negated(&segment.text, *s)) else {
+                if let (Some((denied_at, _)), "cancelled") = (found.first(), *outcome) {
                     // A denied cancellation ("rather than cancel") is a wish to keep the appointment.
-                    push(&mut evidence, "rescheduled", phrase, segment, 0, 1.0);
+                    push(&mut evidence, "rescheduled", "denied cancellation", segment, *denied_at, 1.0);
                 }
                 continue;
             };

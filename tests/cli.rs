@@ -1,0 +1,132 @@
+//! `gensail algorithms list | inspect | run`, run as an author would: the real
+//! binary, real components, exit codes and output.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn gensail(data_dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gensail"))
+        .args(args)
+        .env("GENSAIL_DATA_DIR", data_dir)
+        .output()
+        .expect("run gensail")
+}
+
+fn wasm(name: &str) -> String {
+    PathBuf::from(env!("GENSAIL_PLUGIN_WASM_DIR")).join(format!("{name}.wasm")).display().to_string()
+}
+
+fn fixture(name: &str) -> String {
+    format!("{}/plugins/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn list_shows_every_bundled_algorithm() {
+    let data = tempfile::tempdir().unwrap();
+    let out = gensail(data.path(), &["algorithms", "list"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ids: Vec<String> = json(&out).as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(
+        ids,
+        [
+            "appointment_scheduling", "competitor_mentions_v1", "internal_metrics_v1", "new_sentiment_v2", "qa_scoring_v1", "rise_dds_v4",
+            "rise_dds_v5", "sentiment_v1"
+        ]
+    );
+    // The compile cache was filled, so the next start does not recompile.
+    let cached = std::fs::read_dir(data.path().join("compile-cache")).unwrap().count();
+    assert_eq!(cached, ids.len());
+}
+
+#[test]
+fn inspect_reports_identity_and_limits() {
+    let data = tempfile::tempdir().unwrap();
+    let out = gensail(data.path(), &["algorithms", "inspect", &wasm("competitor_mentions_v1")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let info = json(&out);
+    assert_eq!(info["id"], "competitor_mentions_v1");
+    assert_eq!(info["version"], "1.0.0");
+    assert_eq!(info["wit_version"], "1.0.0");
+    assert_eq!(info["sha256"].as_str().unwrap().len(), 64);
+    assert!(info["size_bytes"].as_u64().unwrap() > 10_000);
+    assert!(info["limits"]["fuel"].as_u64().unwrap() > 0);
+    assert_eq!(info["config_schema"]["type"], "object");
+}
+
+#[test]
+fn inspect_refuses_an_incompatible_plugin_in_plain_words() {
+    let data = tempfile::tempdir().unwrap();
+    let out = gensail(data.path(), &["algorithms", "inspect", &wasm("wit_v2")]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("gensail:algorithm@2.0.0") && stderr.contains("gensail:algorithm@1.0.0"), "{stderr}");
+}
+
+#[test]
+fn run_a_bundled_algorithm_on_both_transcript_forms() {
+    let data = tempfile::tempdir().unwrap();
+    for file in ["dental_booking.txt", "support_resolved.json"] {
+        let out = gensail(data.path(), &["algorithms", "run", "new_sentiment_v2", "--transcript", &fixture(file)]);
+        assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+        let report = json(&out);
+        assert_eq!(report["status"], "completed");
+        assert_eq!(report["output"]["call_sentiment"], "Positive", "{file}");
+        assert_eq!(report["algorithm_id"], "new_sentiment_v2");
+    }
+}
+
+#[test]
+fn run_a_file_with_config_from_a_file() {
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("config.json");
+    std::fs::write(&config, r#"{"competitors": ["Gong"]}"#).unwrap();
+    let out = gensail(
+        data.path(),
+        &["algorithms", "run", &wasm("competitor_mentions_v1"), "--transcript", &fixture("sales_competitors.txt"), "--config", &format!("@{}", config.display())],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json(&out)["output"]["mentioned"], serde_json::json!(["Gong"]));
+}
+
+#[test]
+fn a_failing_run_exits_non_zero_with_the_typed_error() {
+    let data = tempfile::tempdir().unwrap();
+    let out = gensail(
+        data.path(),
+        &["algorithms", "run", &wasm("hostile"), "--transcript", &fixture("dental_booking.txt"), "--config", r#"{"mode":"panic"}"#],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let report = json(&out);
+    assert_eq!(report["status"], "failed");
+    assert_eq!(report["error"]["kind"], "trap");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the plugin trapped") && stderr.contains("hostile guest panicked on purpose"), "{stderr}");
+
+    let out = gensail(
+        data.path(),
+        &["algorithms", "run", &wasm("hostile"), "--transcript", &fixture("dental_booking.txt"), "--config", r#"{"mode":"loop"}"#, "--timeout-ms", "200"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("timed out after 200 ms"));
+}
+
+#[test]
+fn bad_arguments_say_what_to_fix() {
+    let data = tempfile::tempdir().unwrap();
+    let out = gensail(data.path(), &["algorithms", "run", "no_such_algo", "--transcript", &fixture("dental_booking.txt")]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("neither a bundled algorithm") && stderr.contains("sentiment_v1"), "{stderr}");
+
+    let out = gensail(data.path(), &["algorithms", "run", "sentiment_v1", "--transcript", &fixture("dental_booking.txt"), "--config", "[1]"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must be a JSON object"));
+
+    let bad = data.path().join("bad.txt");
+    std::fs::write(&bad, "no speaker here\n").unwrap();
+    let out = gensail(data.path(), &["algorithms", "run", "sentiment_v1", "--transcript", bad.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1 has no speaker label"), "{}", String::from_utf8_lossy(&out.stderr));
+}
