@@ -17,14 +17,16 @@ pub struct Cli {
     /// Where gensail keeps its data (the compile cache lives in `compile-cache/` under it).
     #[arg(long, global = true, env = "GENSAIL_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
-    /// What to do.
+    /// What to do (default: `serve`).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Runs the service: HTTP API and job worker, embedded SQLite, bundled algorithms.
+    Serve(ServeArgs),
     /// Work with algorithm plugins locally.
     #[command(subcommand)]
     Algorithms(AlgorithmsCommand),
@@ -42,6 +44,38 @@ pub enum AlgorithmsCommand {
     },
     /// Runs an algorithm (a bundled ID or a .wasm file) on a transcript and prints the run report as JSON.
     Run(RunArgs),
+}
+
+/// Arguments of `gensail serve`.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "GENSAIL_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: Option<std::net::SocketAddr>,
+    /// Database URL (default: SQLite in the data directory).
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// A directory of extra algorithm components (.wasm) to load at start.
+    #[arg(long, env = "GENSAIL_PLUGINS_DIR")]
+    pub plugins_dir: Option<PathBuf>,
+    /// Also create a demo tenant, print a key of each scope and ingest sample calls.
+    #[arg(long)]
+    pub demo: bool,
+    /// Serve the API only; another process runs the worker.
+    #[arg(long)]
+    pub no_worker: bool,
+    /// Requests per minute for workspace keys.
+    #[arg(long, env = "GENSAIL_RATE_LIMIT_WORKSPACE", default_value_t = 50)]
+    pub rate_limit_workspace: u32,
+    /// Requests per minute for organization keys.
+    #[arg(long, env = "GENSAIL_RATE_LIMIT_ORGANIZATION", default_value_t = 120)]
+    pub rate_limit_organization: u32,
+    /// Requests per minute for partner keys.
+    #[arg(long, env = "GENSAIL_RATE_LIMIT_PARTNER", default_value_t = 500)]
+    pub rate_limit_partner: u32,
+    /// Runs executing at once (default: the number of cores).
+    #[arg(long, env = "GENSAIL_MAX_CONCURRENT_RUNS")]
+    pub max_concurrent_runs: Option<usize>,
 }
 
 /// Arguments of `gensail algorithms run`.
@@ -86,9 +120,21 @@ fn init_tracing() {
 }
 
 async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    let command = cli.command.unwrap_or_else(|| Command::Serve(ServeArgs {
+        bind: Some("127.0.0.1:8080".parse().unwrap()),
+        rate_limit_workspace: 50,
+        rate_limit_organization: 120,
+        rate_limit_partner: 500,
+        ..ServeArgs::default()
+    }));
     let engine_config = EngineConfig { cache_dir: Some(cli.data_dir.join("compile-cache")), ..EngineConfig::default() };
+    if let Command::Serve(args) = command {
+        serve(cli.data_dir, engine_config, args).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let engine = Engine::new(engine_config)?;
-    match cli.command {
+    match command {
+        Command::Serve(_) => unreachable!("handled above"),
         Command::Algorithms(AlgorithmsCommand::List) => {
             let loaded = bundled::load_all(&engine).await?;
             let list: Vec<_> = loaded
@@ -132,6 +178,24 @@ async fn run(engine: &Engine, args: RunArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+async fn serve(data_dir: PathBuf, engine: EngineConfig, args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = crate::app::ServeConfig::new(data_dir);
+    config.engine = EngineConfig { max_concurrent_runs: args.max_concurrent_runs.unwrap_or(engine.max_concurrent_runs), ..engine };
+    if let Some(bind) = args.bind {
+        config.bind = bind;
+    }
+    config.database_url = args.database_url;
+    config.platform_token = std::env::var("GENSAIL_PLATFORM_TOKEN").ok().filter(|t| !t.trim().is_empty());
+    config.worker = !args.no_worker;
+    config.rate_limits = crate::ratelimit::RateLimitConfig {
+        workspace_per_minute: args.rate_limit_workspace,
+        organization_per_minute: args.rate_limit_organization,
+        partner_per_minute: args.rate_limit_partner,
+    };
+    config.plugins_dir = args.plugins_dir;
+    crate::app::serve(config, args.demo).await
 }
 
 /// `--config` is JSON text or `@FILE`; either way it must be a JSON object.

@@ -1,12 +1,29 @@
 //! gensail runs call-analytics algorithms as sandboxed WebAssembly plugins.
 //!
-//! This crate is the `gensail` binary: the command line, and the bundled
-//! algorithms built from `plugins/`. The wasmtime host is `gensail-engine`;
-//! the author SDK is `gensail-host-api`.
+//! This crate is the `gensail` binary: the HTTP API, the database, the job
+//! worker and the command line, plus the bundled algorithms built from
+//! `plugins/`. The wasmtime host is `gensail-engine`; the author SDK is
+//! `gensail-host-api`. Data flows one way: HTTP handler → store (one
+//! transaction) → job row → worker claims it → engine runs each algorithm →
+//! runs stored.
 //!
 //! # Layout
-//! - [`cli`]: argument parsing (clap) and the `algorithms` commands.
+//! - [`cli`]: argument parsing (clap): `serve`, `algorithms list | inspect | run`.
+//! - [`app`]: shared state, start-up, serving with graceful shutdown.
+//! - [`http`]: the API, one file per resource.
+//! - [`store`]: every database read and write (sqlx, SQLite).
+//! - [`worker`]: claims jobs with a lease and runs their algorithms.
+//! - [`ratelimit`]: per-key limits by scope.
+//! - [`clock`]: the service clock (manual in tests).
+//! - [`demo`]: `serve --demo` seed data.
 //! - [`bundled`]: the bundled algorithm components, embedded at build time, and loading them.
 
+pub mod app;
 pub mod bundled;
 pub mod cli;
+pub mod clock;
+pub mod demo;
+pub mod http;
+pub mod ratelimit;
+pub mod store;
+pub mod worker;

@@ -1,0 +1,214 @@
+//! The running service: shared state, start-up, and the serve loop with
+//! graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use gensail_engine::{Engine, EngineConfig};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::ratelimit::{RateLimitConfig, RateLimits};
+use crate::store::{Scope, Store};
+use crate::worker::{Worker, WorkerConfig};
+
+/// What the handlers and the worker share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// The wasmtime host with the loaded algorithms.
+    pub engine: Engine,
+    /// Per-key rate limits.
+    pub rate_limits: RateLimits,
+    /// Wakes the worker when work is created.
+    pub work_available: Arc<Notify>,
+}
+
+impl AppState {
+    /// Tells the worker there is new work (it also polls, for leases that expire).
+    pub fn wake_worker(&self) {
+        self.work_available.notify_one();
+    }
+}
+
+/// How `gensail serve` runs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    pub bind: SocketAddr,
+    /// Data directory (database, compile cache).
+    pub data_dir: PathBuf,
+    /// Database URL; default SQLite under the data directory.
+    pub database_url: Option<String>,
+    /// Platform token to accept (created if new); otherwise one is generated on first start.
+    pub platform_token: Option<String>,
+    /// Extra components to load at start.
+    pub plugins_dir: Option<PathBuf>,
+    /// Rate limits.
+    pub rate_limits: RateLimitConfig,
+    /// Run the job worker in this process.
+    pub worker: bool,
+    /// Worker settings.
+    pub worker_config: WorkerConfig,
+    /// Engine settings.
+    pub engine: EngineConfig,
+}
+
+impl ServeConfig {
+    /// Defaults: 127.0.0.1:8080, `./data`, SQLite.
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            bind: "127.0.0.1:8080".parse().unwrap(),
+            engine: EngineConfig { cache_dir: Some(data_dir.join("compile-cache")), ..EngineConfig::default() },
+            data_dir,
+            database_url: None,
+            platform_token: None,
+            plugins_dir: None,
+            rate_limits: RateLimitConfig::default(),
+            worker: true,
+            worker_config: WorkerConfig::default(),
+        }
+    }
+}
+
+/// Opens the database, loads the bundled algorithms and makes sure a platform
+/// key exists. Returns the state and, on a first start without a configured
+/// token, the generated platform token (to print once).
+pub async fn build_state(config: &ServeConfig, clock: SharedClock) -> anyhow::Result<(AppState, Option<String>)> {
+    let store = Store::open(config.database_url.as_deref(), &config.data_dir, clock.clone()).await?;
+    let engine = Engine::new(config.engine.clone())?;
+    for algorithm in crate::bundled::load_all(&engine).await? {
+        let info = &algorithm.info;
+        store.upsert_algorithm(&info.id, &info.version.to_string(), &info.sha256, &info.description, "global").await?;
+    }
+    if let Some(dir) = &config.plugins_dir {
+        load_plugins_dir(&engine, &store, dir).await?;
+    }
+    let mut generated = None;
+    if let Some(token) = &config.platform_token {
+        store.insert_key(Scope::Platform, token).await?;
+    } else if !store.has_platform_key().await? {
+        let (_, token) = store.create_key(Scope::Platform).await?;
+        generated = Some(token);
+    }
+    let state = AppState { rate_limits: RateLimits::new(config.rate_limits, clock), store, engine, work_available: Arc::new(Notify::new()) };
+    Ok((state, generated))
+}
+
+/// Loads every `.wasm` in a directory under the ID its metadata gives. A bad
+/// file is logged and skipped: one broken plugin must not keep the service down.
+async fn load_plugins_dir(engine: &Engine, store: &Store, dir: &std::path::Path) -> anyhow::Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("cannot read plugins directory {}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "wasm") {
+            continue;
+        }
+        match engine.load_file(&path, Default::default()).await {
+            Ok(algorithm) => match engine.registry().install(algorithm.clone()) {
+                Ok(_) => {
+                    let info = &algorithm.info;
+                    store.upsert_algorithm(&info.id, &info.version.to_string(), &info.sha256, &info.description, "global").await?;
+                    tracing::info!(path = %path.display(), id = %info.id, version = %info.version, "loaded plugin");
+                }
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "plugin not loaded"),
+            },
+            Err(e) => tracing::warn!(path = %path.display(), error = %e, "plugin not loaded"),
+        }
+    }
+    Ok(())
+}
+
+/// A server bound to its port, not yet serving (tests read the port first).
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+    worker: Option<WorkerConfig>,
+}
+
+impl Server {
+    /// Binds the listener.
+    pub async fn bind(state: AppState, config: &ServeConfig) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.bind).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
+        Ok(Self { listener, state, worker: config.worker.then(|| config.worker_config.clone()) })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then stops taking requests, lets the
+    /// worker finish or release its jobs, and returns.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let worker = self.worker.map(|config| {
+            let worker = Worker::new(self.state.clone(), config);
+            tokio::spawn(worker.run(stop_rx.clone()))
+        });
+        let limits = self.state.rate_limits.clone();
+        let mut janitor_stop = stop_rx.clone();
+        let janitor = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => limits.retain_recent(),
+                    _ = janitor_stop.changed() => break,
+                }
+            }
+        });
+        let app = crate::http::router(self.state);
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            })
+            .await?;
+        if let Some(worker) = worker {
+            worker.await?;
+        }
+        janitor.abort();
+        Ok(())
+    }
+}
+
+/// `gensail serve`: everything in one process.
+pub async fn serve(config: ServeConfig, demo: bool) -> anyhow::Result<()> {
+    let clock: SharedClock = Arc::new(SystemClock);
+    let (state, generated) = build_state(&config, clock).await?;
+    if let Some(token) = generated {
+        println!("Platform token (shown once, store it now): {token}");
+    }
+    if demo {
+        crate::demo::seed(&state).await?;
+    }
+    let server = Server::bind(state, &config).await?;
+    tracing::info!(address = %server.local_addr(), "gensail is serving");
+    println!("gensail is serving on http://{}", server.local_addr());
+    server.run(shutdown_signal()).await
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: no new requests; finishing in-flight work");
+}

@@ -1,0 +1,299 @@
+//! Jobs: listing, lookup, status, log, transcript attachment, requeue and retry.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use chrono::Duration;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiJson, ApiResult};
+use super::validate;
+use crate::app::AppState;
+use crate::store::{JobFilter, JobRow, NewJob, TranscriptSource};
+
+/// Default and largest page of `GET /jobs`.
+const PAGE: i64 = 50;
+const MAX_PAGE: i64 = 500;
+
+/// Query of `GET /jobs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// One status or several, comma separated.
+    status: Option<String>,
+    /// `30d`, `12h`, `15m` or an RFC 3339 time.
+    since: Option<String>,
+    parent_job_id: Option<i64>,
+    workspace_id: Option<i64>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+const STATUSES: &[&str] = &["queued", "transcribing", "analyzing", "publishing", "completed", "partial", "failed", "skipped"];
+
+/// `since`: a relative age (`30d`, `12h`, `15m`) or an RFC 3339 time.
+fn parse_since(state: &AppState, since: &str) -> ApiResult<String> {
+    if let Some(t) = relative_value(state, since) {
+        return Ok(t);
+    }
+    match crate::clock::parse(since) {
+        Some(t) => Ok(crate::clock::format(t)),
+        None => Err(ApiError::unprocessable(format!("since must be an age such as 30d, 12h or 15m, or an RFC 3339 time; not {since:?}"))),
+    }
+}
+
+fn relative_value(state: &AppState, since: &str) -> Option<String> {
+    let (last, _) = since.char_indices().last()?;
+    let (number, unit) = since.split_at(last);
+    let n: i64 = number.parse().ok().filter(|n| *n >= 0)?;
+    let age = match unit {
+        "d" => Duration::days(n),
+        "h" => Duration::hours(n),
+        "m" => Duration::minutes(n),
+        _ => return None,
+    };
+    Some(crate::clock::format(state.store.clock().now() - age))
+}
+
+/// `GET /jobs`: jobs the key reaches, newest first, cursor-paginated.
+pub async fn list(State(state): State<AppState>, caller: Caller, query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<Json<Value>> {
+    let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
+    let statuses: Vec<String> = query.status.as_deref().map(|s| s.split(',').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect()).unwrap_or_default();
+    if let Some(bad) = statuses.iter().find(|s| !STATUSES.contains(&s.as_str())) {
+        return Err(ApiError::unprocessable(format!("status {bad:?} is not a job status ({})", STATUSES.join(", "))));
+    }
+    let since = query.since.as_deref().map(|s| parse_since(&state, s)).transpose()?;
+    let before_id = query
+        .cursor
+        .as_deref()
+        .map(|c| c.parse::<i64>().map_err(|_| ApiError::unprocessable("cursor must be the next_cursor of a previous page")))
+        .transpose()?;
+    let limit = query.limit.unwrap_or(PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::unprocessable(format!("limit must be between 1 and {MAX_PAGE}")));
+    }
+    if let Some(w) = query.workspace_id {
+        caller.workspace(&state, Some(w)).await?;
+    }
+    let filter = JobFilter { statuses, since, parent_job_id: query.parent_job_id, workspace_id: query.workspace_id, before_id, limit: limit + 1 };
+    let mut jobs = state.store.list_jobs(&caller.scope(), &filter).await?;
+    let next_cursor = (jobs.len() as i64 > limit).then(|| {
+        jobs.truncate(limit as usize);
+        jobs.last().map(|j| j.job_id.to_string())
+    });
+    Ok(Json(json!({ "jobs": jobs, "next_cursor": next_cursor.flatten() })))
+}
+
+/// Query of `GET /jobs/lookup`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupQuery {
+    source_call_id: Option<String>,
+    source_company_id: Option<String>,
+}
+
+/// `GET /jobs/lookup`: jobs by the caller's own call / company IDs.
+pub async fn lookup(State(state): State<AppState>, caller: Caller, query: Result<Query<LookupQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<Json<Value>> {
+    let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
+    if query.source_call_id.is_none() && query.source_company_id.is_none() {
+        return Err(ApiError::unprocessable("give source_call_id, source_company_id or both"));
+    }
+    let jobs = state.store.lookup_jobs(&caller.scope(), query.source_call_id.as_deref(), query.source_company_id.as_deref()).await?;
+    if jobs.is_empty() {
+        return Err(ApiError::NotFound("No job found for these source IDs".into()));
+    }
+    Ok(Json(json!({ "jobs": jobs })))
+}
+
+/// The job and everything around it that `GET /jobs/{id}` shows.
+async fn job_view(state: &AppState, job: JobRow) -> ApiResult<Value> {
+    let children = state.store.child_job_ids(job.job_id).await?;
+    let transcript = match &job.transcript_sha256 {
+        Some(sha) => Some(state.store.transcript_summary(sha).await?),
+        None => None,
+    };
+    let runs = state.store.runs_for_job(job.job_id).await?;
+    let count = |s: &str| runs.iter().filter(|r| r.status == s).count();
+    let mut view = serde_json::to_value(&job).map_err(anyhow::Error::from)?;
+    view["child_job_ids"] = json!(children);
+    view["transcript"] = json!(transcript);
+    view["runs"] = json!({"total": runs.len(), "pending": count("pending"), "running": count("running"), "completed": count("completed"), "failed": count("failed")});
+    Ok(view)
+}
+
+/// A job the caller may see (404, then 403).
+pub async fn visible_job(state: &AppState, caller: &Caller, job_id: i64) -> ApiResult<JobRow> {
+    let job = state.store.job(job_id).await?;
+    caller.check_job(state, &job).await?;
+    Ok(job)
+}
+
+/// `GET /jobs/{id}`.
+pub async fn get(State(state): State<AppState>, caller: Caller, Path(job_id): Path<i64>) -> ApiResult<Json<Value>> {
+    let job = visible_job(&state, &caller, job_id).await?;
+    Ok(Json(job_view(&state, job).await?))
+}
+
+/// `GET /jobs/{id}/logs`.
+pub async fn logs(State(state): State<AppState>, caller: Caller, Path(job_id): Path<i64>) -> ApiResult<Json<Value>> {
+    visible_job(&state, &caller, job_id).await?;
+    Ok(Json(json!({ "job_id": job_id, "events": state.store.events(job_id).await? })))
+}
+
+/// Body of `PUT /jobs/{id}/transcript`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachTranscript {
+    transcript: Value,
+}
+
+/// `PUT /jobs/{id}/transcript`: an external transcriber hands over the transcript.
+pub async fn attach_transcript(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(job_id): Path<i64>,
+    ApiJson(body): ApiJson<AttachTranscript>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let transcript = validate::transcript(&body.transcript)?;
+    let job = visible_job(&state, &caller, job_id).await?;
+    if job.status != "transcribing" {
+        return Err(ApiError::Conflict(format!("Job is {}; a transcript can only be attached while it is transcribing", job.status)));
+    }
+    let runs = state.store.new_runs(job.workspace_id, &job.requested_algorithm_ids).await?;
+    if !state.store.start_analysis(job_id, "transcribing", Some(&transcript), &runs, "Transcript attached; analysis started").await? {
+        return Err(ApiError::Conflict("Job changed status meanwhile; fetch it and try again".into()));
+    }
+    state.wake_worker();
+    Ok((StatusCode::ACCEPTED, Json(json!({ "job_id": job_id, "status": "analyzing" }))))
+}
+
+/// Body of `PATCH /jobs/{id}/status`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusChange {
+    status: String,
+}
+
+/// `PATCH /jobs/{id}/status`: requeue a skipped job; it is checked again
+/// against the workspace's current filter and stays skipped if it still fails it.
+pub async fn update_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(job_id): Path<i64>,
+    ApiJson(body): ApiJson<StatusChange>,
+) -> ApiResult<Json<Value>> {
+    if body.status != "queued" {
+        return Err(ApiError::unprocessable(format!("status can only be set to \"queued\" (to requeue a skipped job), not {:?}", body.status)));
+    }
+    let job = visible_job(&state, &caller, job_id).await?;
+    requeue(&state, job).await.map(Json)
+}
+
+async fn requeue(state: &AppState, job: JobRow) -> ApiResult<Value> {
+    if job.status != "skipped" {
+        return Err(ApiError::bad_request(format!("Only skipped jobs can be requeued; job {} is {}", job.job_id, job.status)));
+    }
+    let workspace = state.store.workspace(job.workspace_id).await?;
+    let duration_ms = match &job.transcript_sha256 {
+        Some(sha) => Some(state.store.transcript_summary(sha).await?.duration_ms as u64),
+        None => job.duration_seconds.map(|s| (s * 1000.0) as u64),
+    };
+    if let Some(reason) = validate::skip_reason(&workspace, duration_ms) {
+        state.store.set_job_status(job.job_id, "skipped", "skipped", Some(&reason), &format!("Requeue refused by the current filter: {reason}")).await?;
+    } else if job.transcript_sha256.is_some() {
+        let runs = state.store.new_runs(job.workspace_id, &job.requested_algorithm_ids).await?;
+        state.store.start_analysis(job.job_id, "skipped", None, &runs, "Requeued; passes the current filter; analysis started").await?;
+        state.wake_worker();
+    } else {
+        state.store.set_job_status(job.job_id, "skipped", "transcribing", None, "Requeued; passes the current filter; waiting for its transcript").await?;
+    }
+    job_view(state, state.store.job(job.job_id).await?).await
+}
+
+/// Body of `POST /jobs/{id}/retry` and `POST /jobs/retry`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryBody {
+    /// `rerun` (default): run the failed algorithms again as a child job; `requeue`: requeue a skipped job.
+    mode: Option<String>,
+    source_call_id: Option<String>,
+    source_company_id: Option<String>,
+}
+
+/// `POST /jobs/{id}/retry`.
+pub async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(job_id): Path<i64>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    // The body is optional here: no body means the default mode.
+    let body: RetryBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RetryBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::unprocessable(format!("Body is not valid: {e}")))?
+    };
+    if body.source_call_id.is_some() || body.source_company_id.is_some() {
+        return Err(ApiError::unprocessable("source IDs belong to POST /jobs/retry; this path names the job"));
+    }
+    let job = visible_job(&state, &caller, job_id).await?;
+    retry_job(&state, job, body.mode.as_deref()).await
+}
+
+/// `POST /jobs/retry`: retry the newest job with these source IDs.
+pub async fn retry_by_source(State(state): State<AppState>, caller: Caller, ApiJson(body): ApiJson<RetryBody>) -> ApiResult<(StatusCode, Json<Value>)> {
+    if body.source_call_id.is_none() && body.source_company_id.is_none() {
+        return Err(ApiError::unprocessable("give source_call_id, source_company_id or both"));
+    }
+    let jobs = state.store.lookup_jobs(&caller.scope(), body.source_call_id.as_deref(), body.source_company_id.as_deref()).await?;
+    let job = jobs.into_iter().find(|j| j.parent_job_id.is_none()).ok_or_else(|| ApiError::NotFound("No job found for these source IDs".into()))?;
+    retry_job(&state, job, body.mode.as_deref()).await
+}
+
+async fn retry_job(state: &AppState, job: JobRow, mode: Option<&str>) -> ApiResult<(StatusCode, Json<Value>)> {
+    match mode.unwrap_or("rerun") {
+        "rerun" => rerun_failed(state, job).await,
+        "requeue" => requeue(state, job).await.map(|v| (StatusCode::OK, Json(v))),
+        other => Err(ApiError::unprocessable(format!("mode {other:?} is not a retry mode: use \"rerun\" or \"requeue\""))),
+    }
+}
+
+/// Runs a job's failed algorithms again, as a child job with the parent's delivery settings.
+async fn rerun_failed(state: &AppState, job: JobRow) -> ApiResult<(StatusCode, Json<Value>)> {
+    if !["partial", "failed"].contains(&job.status.as_str()) {
+        return Err(ApiError::bad_request(format!("Job is {}; only partial or failed jobs have failed runs to retry", job.status)));
+    }
+    let failed: Vec<String> =
+        state.store.runs_for_job(job.job_id).await?.into_iter().filter(|r| r.status == "failed").map(|r| r.algorithm_id).collect();
+    let Some(sha) = job.transcript_sha256.clone().filter(|_| !failed.is_empty()) else {
+        return Err(ApiError::bad_request("Job has no failed runs to retry"));
+    };
+    let runs = state.store.new_runs(job.workspace_id, &failed).await?;
+    let child = state
+        .store
+        .create_job(NewJob {
+            workspace_id: job.workspace_id,
+            parent_job_id: Some(job.job_id),
+            kind: "retry",
+            status: "analyzing",
+            algorithm_ids: failed.clone(),
+            runs,
+            analytics_only: job.analytics_only,
+            transcript: TranscriptSource::Existing(sha),
+            source_call_id: job.source_call_id.clone(),
+            source_company_id: job.source_company_id.clone(),
+            recording_url: job.recording_url.clone(),
+            contacted_at: job.contacted_at.clone(),
+            duration_seconds: None,
+            error: None,
+            event: format!("Retry of job {}: rerunning {}", job.job_id, failed.join(", ")),
+        })
+        .await?;
+    state.wake_worker();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"job_id": child.job_id, "parent_job_id": job.job_id, "algorithm_ids": failed, "status": child.status, "message": "Retry job created"})),
+    ))
+}

@@ -1,0 +1,89 @@
+//! The HTTP API: one file per resource, each a set of handlers; the routes are
+//! assembled here. Every `/api/v1` route is behind the API-key middleware.
+//!
+//! # Layout
+//! - [`error`]: `ApiError` (`{"detail": ...}` with the right status) and the `ApiJson` extractor.
+//! - [`auth`]: the key middleware, the `Caller` extractor, tenancy checks.
+//! - [`validate`]: shared request checks and their messages.
+//! - [`calls`]: ingestion. [`jobs`]: jobs. [`on_demand`]: `run-algorithms`.
+//! - [`runs`]: algorithm runs. [`algorithms`]: availability. [`tenants`]: the platform API.
+
+pub mod algorithms;
+pub mod auth;
+pub mod calls;
+pub mod error;
+pub mod jobs;
+pub mod on_demand;
+pub mod runs;
+pub mod tenants;
+pub mod validate;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, patch, post, put};
+use serde_json::json;
+
+use crate::app::AppState;
+use error::ApiError;
+
+/// Largest request body accepted (a 10-hour transcript is about 5 MB).
+const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/calls/transcript", post(calls::ingest_transcript))
+        .route("/calls/audio", post(calls::ingest_audio))
+        .route("/jobs", get(jobs::list))
+        .route("/jobs/lookup", get(jobs::lookup))
+        .route("/jobs/retry", post(jobs::retry_by_source))
+        .route("/jobs/{job_id}", get(jobs::get))
+        .route("/jobs/{job_id}/logs", get(jobs::logs))
+        .route("/jobs/{job_id}/runs", get(runs::for_job))
+        .route("/jobs/{job_id}/transcript", put(jobs::attach_transcript))
+        .route("/jobs/{job_id}/status", patch(jobs::update_status))
+        .route("/jobs/{job_id}/retry", post(jobs::retry))
+        .route("/jobs/{job_id}/run-algorithms", post(on_demand::run_algorithms))
+        .route("/algorithm-runs/{run_id}", get(runs::get))
+        .route("/algorithms", get(algorithms::list))
+        .route("/algorithms/{algorithm_id}", patch(algorithms::set_scope))
+        .route("/partners", post(tenants::create_partner))
+        .route("/organizations", post(tenants::create_organization))
+        .route("/workspaces", post(tenants::create_workspace))
+        .route("/workspaces/{workspace_id}", patch(tenants::update_workspace))
+        .route("/workspaces/{workspace_id}/algorithms", post(algorithms::assign))
+        .route("/workspaces/{workspace_id}/algorithms/{algorithm_id}", delete(algorithms::unassign))
+        .route("/keys", post(tenants::create_key))
+        .route("/keys/{key_id}", delete(tenants::revoke_key))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("Not found: no such path; see /api/v1 routes in the API guide".into())
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(json!({"detail": "Method not allowed on this path"})))
+}
+
+/// Ready when the database answers and the bundled algorithms are loaded.
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    let database = state.store.ping().await;
+    let algorithms = state.engine.registry().list().len();
+    let status = if database && algorithms > 0 { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(json!({"database": database, "algorithms_loaded": algorithms})))
+}

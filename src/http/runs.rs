@@ -1,0 +1,24 @@
+//! Algorithm runs: `GET /jobs/{id}/runs` and `GET /algorithm-runs/{id}`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::error::ApiResult;
+use super::jobs::visible_job;
+use crate::app::AppState;
+
+/// `GET /jobs/{id}/runs`: every run of the job, with results.
+pub async fn for_job(State(state): State<AppState>, caller: Caller, Path(job_id): Path<i64>) -> ApiResult<Json<Value>> {
+    visible_job(&state, &caller, job_id).await?;
+    Ok(Json(json!({ "job_id": job_id, "runs": state.store.runs_for_job(job_id).await? })))
+}
+
+/// `GET /algorithm-runs/{id}`.
+pub async fn get(State(state): State<AppState>, caller: Caller, Path(run_id): Path<i64>) -> ApiResult<Json<Value>> {
+    let run = state.store.run(run_id).await?;
+    let job = state.store.job(run.job_id).await?;
+    caller.check_job(&state, &job).await?;
+    Ok(Json(serde_json::to_value(run).map_err(anyhow::Error::from)?))
+}

@@ -1,0 +1,120 @@
+//! The platform API: partners, organizations, workspaces and keys (platform keys only).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiJson, ApiResult};
+use crate::app::AppState;
+use crate::store::Scope;
+
+/// Body of `POST /partners`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPartner {
+    name: String,
+}
+
+/// Body of `POST /organizations`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrganization {
+    partner_id: i64,
+    name: String,
+}
+
+/// Body of `POST /workspaces`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewWorkspace {
+    organization_id: i64,
+    name: String,
+    min_duration_seconds: Option<i64>,
+}
+
+/// Body of `POST /keys`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    scope_type: String,
+    scope_id: Option<i64>,
+}
+
+fn name(name: &str) -> ApiResult<&str> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 200 { Err(ApiError::unprocessable("name must be 1 to 200 characters")) } else { Ok(name) }
+}
+
+fn created(value: impl serde::Serialize) -> ApiResult<(StatusCode, Json<Value>)> {
+    Ok((StatusCode::CREATED, Json(serde_json::to_value(value).map_err(anyhow::Error::from)?)))
+}
+
+/// `POST /partners`.
+pub async fn create_partner(State(state): State<AppState>, caller: Caller, ApiJson(body): ApiJson<NewPartner>) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require_platform()?;
+    created(state.store.create_partner(name(&body.name)?).await?)
+}
+
+/// `POST /organizations`.
+pub async fn create_organization(State(state): State<AppState>, caller: Caller, ApiJson(body): ApiJson<NewOrganization>) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require_platform()?;
+    created(state.store.create_organization(body.partner_id, name(&body.name)?).await?)
+}
+
+/// `POST /workspaces`.
+pub async fn create_workspace(State(state): State<AppState>, caller: Caller, ApiJson(body): ApiJson<NewWorkspace>) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require_platform()?;
+    if body.min_duration_seconds.is_some_and(|s| s < 0) {
+        return Err(ApiError::unprocessable("min_duration_seconds must be 0 or more"));
+    }
+    created(state.store.create_workspace(body.organization_id, name(&body.name)?, body.min_duration_seconds).await?)
+}
+
+/// Body of `PATCH /workspaces/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceSettings {
+    min_duration_seconds: i64,
+}
+
+/// `PATCH /workspaces/{id}`: the ingestion filter.
+pub async fn update_workspace(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    ApiJson(body): ApiJson<WorkspaceSettings>,
+) -> ApiResult<Json<Value>> {
+    caller.require_platform()?;
+    if body.min_duration_seconds < 0 {
+        return Err(ApiError::unprocessable("min_duration_seconds must be 0 or more"));
+    }
+    Ok(Json(serde_json::to_value(state.store.set_min_duration(id, body.min_duration_seconds).await?).map_err(anyhow::Error::from)?))
+}
+
+/// `POST /keys`: a new key; its token is in this answer and nowhere else, ever.
+pub async fn create_key(State(state): State<AppState>, caller: Caller, ApiJson(body): ApiJson<NewKey>) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require_platform()?;
+    let scope = match (body.scope_type.as_str(), body.scope_id) {
+        ("platform", None) => Scope::Platform,
+        ("partner", Some(id)) => Scope::Partner(state.store.partner(id).await?.id),
+        ("organization", Some(id)) => Scope::Organization(state.store.organization(id).await?.id),
+        ("workspace", Some(id)) => Scope::Workspace(state.store.workspace(id).await?.id),
+        ("platform", Some(_)) => return Err(ApiError::unprocessable("a platform key has no scope_id")),
+        ("partner" | "organization" | "workspace", None) => {
+            return Err(ApiError::unprocessable(format!("scope_id is required for scope_type {}", body.scope_type)));
+        }
+        (other, _) => return Err(ApiError::unprocessable(format!("scope_type must be platform, partner, organization or workspace, not {other:?}"))),
+    };
+    let (key, token) = state.store.create_key(scope).await?;
+    Ok((StatusCode::CREATED, Json(json!({"id": key.id, "token": token, "scope_type": scope.type_name(), "scope_id": scope.id(), "token_hint": key.token_hint}))))
+}
+
+/// `DELETE /keys/{id}`.
+pub async fn revoke_key(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+    caller.require_platform()?;
+    state.store.revoke_key(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,176 @@
+//! Algorithms the service knows, who may run them, and per-workspace config.
+//!
+//! Available to a workspace (the spec's three rules): global algorithms,
+//! algorithms scoped to the workspace's partner or organization, and
+//! algorithms assigned to the workspace itself.
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::{Store, StoreError, StoreResult, Workspace, from_json};
+
+/// An algorithm as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlgorithmRow {
+    /// The versioned ID, e.g. `rise_dds_v5`.
+    pub algorithm_id: String,
+    /// Semver version of the active component.
+    pub version: String,
+    /// sha256 of the active component.
+    pub component_sha256: String,
+    /// What it does.
+    pub description: String,
+    /// `global`, `partner`, `organization` or `workspace` (assigned only).
+    pub scope_type: String,
+    /// The partner or organization it is scoped to.
+    pub scope_id: Option<i64>,
+    /// Config used when a workspace sets none.
+    pub default_config: serde_json::Value,
+}
+
+const AVAILABLE: &str = "(a.scope_type = 'global'
+      OR (a.scope_type = 'partner' AND a.scope_id = $2)
+      OR (a.scope_type = 'organization' AND a.scope_id = $3)
+      OR a.id IN (SELECT algorithm_id FROM workspace_algorithms WHERE workspace_id = $1))";
+
+fn algorithm(r: &SqliteRow) -> StoreResult<AlgorithmRow> {
+    Ok(AlgorithmRow {
+        algorithm_id: r.get("id"),
+        version: r.get("version"),
+        component_sha256: r.get("component_sha256"),
+        description: r.get("description"),
+        scope_type: r.get("scope_type"),
+        scope_id: r.get("scope_id"),
+        default_config: from_json(r.get::<&str, _>("default_config"))?,
+    })
+}
+
+impl Store {
+    /// Records an algorithm loaded into the engine. A new ID starts with the
+    /// given scope; a known ID keeps the scope an operator gave it and takes
+    /// the new version.
+    pub async fn upsert_algorithm(&self, id: &str, version: &str, sha256: &str, description: &str, scope_type: &str) -> StoreResult<()> {
+        let now = self.now();
+        sqlx::query(
+            "INSERT INTO algorithms (id, version, component_sha256, description, scope_type, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6)
+             ON CONFLICT (id) DO UPDATE SET version = excluded.version, component_sha256 = excluded.component_sha256,
+                 description = excluded.description, updated_at = excluded.updated_at",
+        )
+        .bind(id)
+        .bind(version)
+        .bind(sha256)
+        .bind(description)
+        .bind(scope_type)
+        .bind(&now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Limits an algorithm to a partner or organization, or makes it global again.
+    pub async fn set_algorithm_scope(&self, id: &str, scope_type: &str, scope_id: Option<i64>) -> StoreResult<AlgorithmRow> {
+        let changed = sqlx::query("UPDATE algorithms SET scope_type = $1, scope_id = $2, updated_at = $3 WHERE id = $4")
+            .bind(scope_type)
+            .bind(scope_id)
+            .bind(self.now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if changed == 0 {
+            return Err(StoreError::NotFound("algorithm"));
+        }
+        self.algorithm(id).await
+    }
+
+    /// One algorithm.
+    pub async fn algorithm(&self, id: &str) -> StoreResult<AlgorithmRow> {
+        let row = sqlx::query("SELECT * FROM algorithms a WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("algorithm"))?;
+        algorithm(&row)
+    }
+
+    /// Every algorithm the workspace may run, by ID.
+    pub async fn available_algorithms(&self, workspace: &Workspace) -> StoreResult<Vec<AlgorithmRow>> {
+        let rows = sqlx::query(&format!("SELECT * FROM algorithms a WHERE {AVAILABLE} ORDER BY a.id"))
+            .bind(workspace.id)
+            .bind(workspace.partner_id)
+            .bind(workspace.organization_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(algorithm).collect()
+    }
+
+    /// The requested IDs the workspace may not run, in request order.
+    pub async fn unavailable(&self, workspace: &Workspace, ids: &[String]) -> StoreResult<Vec<String>> {
+        let available: Vec<String> = self.available_algorithms(workspace).await?.into_iter().map(|a| a.algorithm_id).collect();
+        Ok(ids.iter().filter(|id| !available.contains(id)).cloned().collect())
+    }
+
+    /// The algorithms assigned to a workspace (what ingestion runs by default).
+    pub async fn assigned_algorithm_ids(&self, workspace_id: i64) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("SELECT algorithm_id FROM workspace_algorithms WHERE workspace_id = $1 ORDER BY algorithm_id")
+            .bind(workspace_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.get("algorithm_id")).collect())
+    }
+
+    /// Assigns an algorithm to a workspace with an optional config (replacing an earlier assignment).
+    pub async fn assign_algorithm(&self, workspace_id: i64, algorithm_id: &str, config: Option<&serde_json::Value>) -> StoreResult<()> {
+        self.workspace(workspace_id).await?;
+        self.algorithm(algorithm_id).await?;
+        sqlx::query(
+            "INSERT INTO workspace_algorithms (workspace_id, algorithm_id, config, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (workspace_id, algorithm_id) DO UPDATE SET config = excluded.config",
+        )
+        .bind(workspace_id)
+        .bind(algorithm_id)
+        .bind(config.map(|c| c.to_string()))
+        .bind(self.now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes an assignment.
+    pub async fn unassign_algorithm(&self, workspace_id: i64, algorithm_id: &str) -> StoreResult<()> {
+        let changed = sqlx::query("DELETE FROM workspace_algorithms WHERE workspace_id = $1 AND algorithm_id = $2")
+            .bind(workspace_id)
+            .bind(algorithm_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if changed == 0 { Err(StoreError::NotFound("algorithm assignment")) } else { Ok(()) }
+    }
+
+    /// Pending runs for these algorithms, each with the config it will run with
+    /// in the workspace now (so later config changes do not alter queued work).
+    pub async fn new_runs(&self, workspace_id: i64, algorithm_ids: &[String]) -> StoreResult<Vec<super::NewRun>> {
+        let mut runs = Vec::with_capacity(algorithm_ids.len());
+        for id in algorithm_ids {
+            runs.push(super::NewRun { algorithm_id: id.clone(), config: self.algorithm_config(workspace_id, id).await? });
+        }
+        Ok(runs)
+    }
+
+    /// The config an algorithm runs with in a workspace: the workspace's own,
+    /// else the algorithm's default.
+    pub async fn algorithm_config(&self, workspace_id: i64, algorithm_id: &str) -> StoreResult<serde_json::Value> {
+        let row = sqlx::query(
+            "SELECT COALESCE(wa.config, a.default_config) AS config FROM algorithms a
+             LEFT JOIN workspace_algorithms wa ON wa.algorithm_id = a.id AND wa.workspace_id = $1 WHERE a.id = $2",
+        )
+        .bind(workspace_id)
+        .bind(algorithm_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("algorithm"))?;
+        from_json(row.get::<&str, _>("config"))
+    }
+}

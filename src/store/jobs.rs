@@ -1,0 +1,347 @@
+//! Jobs and child jobs: creation (with their pending runs, in one
+//! transaction), reading, listing and lookup.
+
+use gensail_host_api::Transcript;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::{Scope, Store, StoreError, StoreResult, from_json};
+
+
+/// A job as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobRow {
+    /// ID.
+    pub job_id: i64,
+    /// The workspace it belongs to.
+    pub workspace_id: i64,
+    /// The job it was created from (child jobs).
+    pub parent_job_id: Option<i64>,
+    /// `ingest`, `on_demand` or `retry`.
+    pub kind: String,
+    /// Lifecycle status.
+    pub status: String,
+    /// The algorithms this job runs.
+    pub requested_algorithm_ids: Vec<String>,
+    /// Whether webhook delivery is skipped.
+    pub analytics_only: bool,
+    /// The transcript's content hash.
+    #[serde(skip)]
+    pub transcript_sha256: Option<String>,
+    /// The caller's call ID.
+    pub source_call_id: Option<String>,
+    /// The caller's company ID.
+    pub source_company_id: Option<String>,
+    /// Where the recording is.
+    pub recording_url: Option<String>,
+    /// When the call happened.
+    pub contacted_at: Option<String>,
+    /// Call length given at audio ingestion, seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    /// Why the job failed or was skipped.
+    pub error: Option<String>,
+    /// Created.
+    pub created_at: String,
+    /// Last changed.
+    pub updated_at: String,
+    /// Reached a final status.
+    pub completed_at: Option<String>,
+}
+
+fn job(r: &SqliteRow) -> StoreResult<JobRow> {
+    Ok(JobRow {
+        job_id: r.get("id"),
+        workspace_id: r.get("workspace_id"),
+        parent_job_id: r.get("parent_job_id"),
+        kind: r.get("kind"),
+        status: r.get("status"),
+        requested_algorithm_ids: from_json(r.get::<&str, _>("requested_algorithm_ids"))?,
+        analytics_only: r.get::<i64, _>("analytics_only") != 0,
+        transcript_sha256: r.get("transcript_sha256"),
+        source_call_id: r.get("source_call_id"),
+        source_company_id: r.get("source_company_id"),
+        recording_url: r.get("recording_url"),
+        contacted_at: r.get("contacted_at"),
+        duration_seconds: r.get("duration_seconds"),
+        error: r.get("error"),
+        created_at: r.get("created_at"),
+        updated_at: r.get("updated_at"),
+        completed_at: r.get("completed_at"),
+    })
+}
+
+/// Where a new job's transcript comes from.
+#[derive(Debug, Clone)]
+pub enum TranscriptSource {
+    /// None yet (an audio call waiting for its transcriber).
+    None,
+    /// A new transcript to store.
+    New(Transcript),
+    /// One already stored: a child job shares its parent's, so creating it
+    /// costs the same whatever the transcript's size.
+    Existing(String),
+}
+
+/// A job to create.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// The workspace.
+    pub workspace_id: i64,
+    /// The parent, for child jobs.
+    pub parent_job_id: Option<i64>,
+    /// `ingest`, `on_demand` or `retry`.
+    pub kind: &'static str,
+    /// Initial status.
+    pub status: &'static str,
+    /// The algorithms the job is for.
+    pub algorithm_ids: Vec<String>,
+    /// Pending runs to create with the job (none while it waits for a
+    /// transcript or is skipped; they are created when it moves on).
+    pub runs: Vec<NewRun>,
+    /// Skip webhooks.
+    pub analytics_only: bool,
+    /// The transcript.
+    pub transcript: TranscriptSource,
+    /// The caller's call ID.
+    pub source_call_id: Option<String>,
+    /// The caller's company ID.
+    pub source_company_id: Option<String>,
+    /// Recording URL.
+    pub recording_url: Option<String>,
+    /// When the call happened.
+    pub contacted_at: Option<String>,
+    /// Call length, when known before a transcript.
+    pub duration_seconds: Option<f64>,
+    /// Why it was skipped, for jobs created `skipped`.
+    pub error: Option<String>,
+    /// First line of the job log.
+    pub event: String,
+}
+
+/// A run to create with a job.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// The algorithm.
+    pub algorithm_id: String,
+    /// The config it will run with (the workspace's, at creation time).
+    pub config: serde_json::Value,
+}
+
+/// Filters of `GET /jobs`.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    /// Statuses to include (any, when empty).
+    pub statuses: Vec<String>,
+    /// Created at or after.
+    pub since: Option<String>,
+    /// Children of this job only.
+    pub parent_job_id: Option<i64>,
+    /// One workspace only.
+    pub workspace_id: Option<i64>,
+    /// Jobs with a smaller ID than this (the cursor).
+    pub before_id: Option<i64>,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// The SQL condition for "a workspace the scope reaches", with the scope's ID as `$1`.
+pub(super) fn scope_condition(scope: &Scope) -> &'static str {
+    match scope {
+        Scope::Platform => "($1 IS NULL OR 1 = 1)",
+        Scope::Partner(_) => {
+            "workspace_id IN (SELECT w.id FROM workspaces w JOIN organizations o ON o.id = w.organization_id WHERE o.partner_id = $1)"
+        }
+        Scope::Organization(_) => "workspace_id IN (SELECT id FROM workspaces WHERE organization_id = $1)",
+        Scope::Workspace(_) => "workspace_id = $1",
+    }
+}
+
+impl Store {
+    /// Creates a job with one pending run per algorithm, in one transaction.
+    pub async fn create_job(&self, new: NewJob) -> StoreResult<JobRow> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let transcript_sha256 = match &new.transcript {
+            TranscriptSource::None => None,
+            TranscriptSource::New(t) => Some(Self::put_transcript(&mut tx, t, &now).await?),
+            TranscriptSource::Existing(sha) => Some(sha.clone()),
+        };
+        let final_now = matches!(new.status, "completed" | "skipped" | "failed").then_some(&now);
+        let job_id = sqlx::query(
+            "INSERT INTO jobs (workspace_id, parent_job_id, kind, status, requested_algorithm_ids, analytics_only, transcript_sha256,
+                 source_call_id, source_company_id, recording_url, contacted_at, duration_seconds, error, created_at, updated_at, completed_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)",
+        )
+        .bind(new.workspace_id)
+        .bind(new.parent_job_id)
+        .bind(new.kind)
+        .bind(new.status)
+        .bind(serde_json::to_string(&new.algorithm_ids).expect("strings serialize"))
+        .bind(new.analytics_only as i64)
+        .bind(&transcript_sha256)
+        .bind(&new.source_call_id)
+        .bind(&new.source_company_id)
+        .bind(&new.recording_url)
+        .bind(&new.contacted_at)
+        .bind(new.duration_seconds)
+        .bind(&new.error)
+        .bind(&now)
+        .bind(final_now)
+        .execute(&mut *tx)
+        .await?
+        .last_insert_rowid();
+        Self::insert_runs(&mut tx, job_id, &new.runs, &now).await?;
+        Self::add_event_in(&mut tx, job_id, "info", &new.event, &now).await?;
+        tx.commit().await?;
+        self.job(job_id).await
+    }
+
+    async fn insert_runs(tx: &mut sqlx::SqliteConnection, job_id: i64, runs: &[NewRun], now: &str) -> StoreResult<()> {
+        for run in runs {
+            let config = run.config.to_string();
+            sqlx::query(
+                "INSERT INTO algorithm_runs (job_id, algorithm_id, status, config, config_sha256, created_at) VALUES ($1, $2, 'pending', $3, $4, $5)",
+            )
+            .bind(job_id)
+            .bind(&run.algorithm_id)
+            .bind(&config)
+            .bind(hex::encode(Sha256::digest(config.as_bytes())))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Moves a job waiting for a transcript (or a requeued skipped job) on to
+    /// analysis: attaches the transcript if one is given, creates its pending
+    /// runs, sets the status. Only from `from_status`, so two racing requests
+    /// cannot both succeed.
+    pub async fn start_analysis(
+        &self,
+        job_id: i64,
+        from_status: &str,
+        transcript: Option<&Transcript>,
+        runs: &[NewRun],
+        event: &str,
+    ) -> StoreResult<bool> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let sha = match transcript {
+            Some(t) => Some(Self::put_transcript(&mut tx, t, &now).await?),
+            None => None,
+        };
+        let changed = sqlx::query(
+            "UPDATE jobs SET status = 'analyzing', transcript_sha256 = COALESCE($1, transcript_sha256), error = NULL, updated_at = $2, completed_at = NULL
+             WHERE id = $3 AND status = $4",
+        )
+        .bind(sha)
+        .bind(&now)
+        .bind(job_id)
+        .bind(from_status)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM algorithm_runs WHERE job_id = $1 AND status = 'pending'").bind(job_id).execute(&mut *tx).await?;
+        Self::insert_runs(&mut tx, job_id, runs, &now).await?;
+        Self::add_event_in(&mut tx, job_id, "info", event, &now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Sets a job's status outside the worker (skipping, requeueing to transcription).
+    pub async fn set_job_status(&self, job_id: i64, from_status: &str, to_status: &str, error: Option<&str>, event: &str) -> StoreResult<bool> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let completed = (to_status == "skipped").then_some(&now);
+        let changed = sqlx::query("UPDATE jobs SET status = $1, error = $2, updated_at = $3, completed_at = $4 WHERE id = $5 AND status = $6")
+            .bind(to_status)
+            .bind(error)
+            .bind(&now)
+            .bind(completed)
+            .bind(job_id)
+            .bind(from_status)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if changed == 1 {
+            Self::add_event_in(&mut tx, job_id, if to_status == "skipped" { "warn" } else { "info" }, event, &now).await?;
+        }
+        tx.commit().await?;
+        Ok(changed == 1)
+    }
+
+    /// A job by ID.
+    pub async fn job(&self, id: i64) -> StoreResult<JobRow> {
+        let row = sqlx::query("SELECT * FROM jobs WHERE id = $1").bind(id).fetch_optional(&self.pool).await?.ok_or(StoreError::NotFound("job"))?;
+        job(&row)
+    }
+
+    /// IDs of a job's child jobs, oldest first.
+    pub async fn child_job_ids(&self, id: i64) -> StoreResult<Vec<i64>> {
+        let rows = sqlx::query("SELECT id FROM jobs WHERE parent_job_id = $1 ORDER BY id").bind(id).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| r.get("id")).collect())
+    }
+
+    /// Jobs a scope reaches, newest first, one page.
+    pub async fn list_jobs(&self, scope: &Scope, filter: &JobFilter) -> StoreResult<Vec<JobRow>> {
+        let mut sql = format!("SELECT * FROM jobs WHERE {}", scope_condition(scope));
+        let mut n = 1;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        let status_params: Vec<String> = filter.statuses.iter().map(|_| format!("${}", next())).collect();
+        if !status_params.is_empty() {
+            sql.push_str(&format!(" AND status IN ({})", status_params.join(", ")));
+        }
+        let since = filter.since.as_ref().map(|_| next());
+        if let Some(p) = since {
+            sql.push_str(&format!(" AND created_at >= ${p}"));
+        }
+        if let Some(p) = filter.parent_job_id.map(|_| next()) {
+            sql.push_str(&format!(" AND parent_job_id = ${p}"));
+        }
+        if let Some(p) = filter.workspace_id.map(|_| next()) {
+            sql.push_str(&format!(" AND workspace_id = ${p}"));
+        }
+        if let Some(p) = filter.before_id.map(|_| next()) {
+            sql.push_str(&format!(" AND id < ${p}"));
+        }
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", next()));
+        let mut query = sqlx::query(&sql).bind(scope.id());
+        for s in &filter.statuses {
+            query = query.bind(s);
+        }
+        if let Some(s) = &filter.since {
+            query = query.bind(s);
+        }
+        if let Some(p) = filter.parent_job_id {
+            query = query.bind(p);
+        }
+        if let Some(w) = filter.workspace_id {
+            query = query.bind(w);
+        }
+        if let Some(b) = filter.before_id {
+            query = query.bind(b);
+        }
+        let rows = query.bind(filter.limit).fetch_all(&self.pool).await?;
+        rows.iter().map(job).collect()
+    }
+
+    /// Jobs a scope reaches with these source IDs, newest first.
+    pub async fn lookup_jobs(&self, scope: &Scope, source_call_id: Option<&str>, source_company_id: Option<&str>) -> StoreResult<Vec<JobRow>> {
+        let sql = format!(
+            "SELECT * FROM jobs WHERE {} AND ($2 IS NULL OR source_call_id = $2) AND ($3 IS NULL OR source_company_id = $3) ORDER BY id DESC LIMIT 100",
+            scope_condition(scope)
+        );
+        let rows = sqlx::query(&sql).bind(scope.id()).bind(source_call_id).bind(source_company_id).fetch_all(&self.pool).await?;
+        rows.iter().map(job).collect()
+    }
+}

@@ -1,0 +1,145 @@
+//! API keys. Tokens are 256 random bits, shown once; only their sha256 is
+//! stored (a token has too much entropy for a slow hash to add anything).
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use super::{Store, StoreError, StoreResult};
+
+/// What a key may reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "scope_type", content = "scope_id", rename_all = "snake_case")]
+pub enum Scope {
+    /// Administers the service.
+    Platform,
+    /// Every workspace of a partner.
+    Partner(i64),
+    /// Every workspace of an organization.
+    Organization(i64),
+    /// One workspace.
+    Workspace(i64),
+}
+
+impl Scope {
+    /// `platform`, `partner`, `organization` or `workspace`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Platform => "platform",
+            Self::Partner(_) => "partner",
+            Self::Organization(_) => "organization",
+            Self::Workspace(_) => "workspace",
+        }
+    }
+
+    /// The scoped entity's ID (none for platform).
+    pub fn id(&self) -> Option<i64> {
+        match self {
+            Self::Platform => None,
+            Self::Partner(id) | Self::Organization(id) | Self::Workspace(id) => Some(*id),
+        }
+    }
+
+    fn from_parts(kind: &str, id: Option<i64>) -> StoreResult<Self> {
+        Ok(match (kind, id) {
+            ("platform", _) => Self::Platform,
+            ("partner", Some(id)) => Self::Partner(id),
+            ("organization", Some(id)) => Self::Organization(id),
+            ("workspace", Some(id)) => Self::Workspace(id),
+            _ => return Err(StoreError::Corrupt(format!("key scope {kind}/{id:?}"))),
+        })
+    }
+}
+
+/// A stored key (never the token).
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiKey {
+    /// ID.
+    pub id: i64,
+    /// What it reaches.
+    #[serde(flatten)]
+    pub scope: Scope,
+    /// The last four characters of the token, to tell keys apart.
+    pub token_hint: String,
+    /// When it was created.
+    pub created_at: String,
+}
+
+/// sha256 of a token, hex.
+pub fn token_sha256(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A new random token: `gs_` and 64 hex digits.
+pub fn new_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!("gs_{}", hex::encode(bytes))
+}
+
+impl Store {
+    /// Creates a key and returns it with its token (the only time the token exists in clear).
+    pub async fn create_key(&self, scope: Scope) -> StoreResult<(ApiKey, String)> {
+        let token = new_token();
+        let key = self.insert_key(scope, &token).await?;
+        Ok((key, token))
+    }
+
+    /// Stores a key for a token chosen elsewhere (the operator's `GENSAIL_PLATFORM_TOKEN`).
+    pub async fn insert_key(&self, scope: Scope, token: &str) -> StoreResult<ApiKey> {
+        let now = self.now();
+        let hint = format!("...{}", &token[token.len().saturating_sub(4)..]);
+        let result = sqlx::query(
+            "INSERT INTO api_keys (token_sha256, token_hint, scope_type, scope_id, created_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (token_sha256) DO NOTHING",
+        )
+        .bind(token_sha256(token))
+        .bind(&hint)
+        .bind(scope.type_name())
+        .bind(scope.id())
+        .bind(&now)
+        .execute(&self.pool)
+        .await?;
+        if result.rows_affected() == 0 {
+            return self.key_by_token(token).await?.ok_or(StoreError::NotFound("api key"));
+        }
+        Ok(ApiKey { id: result.last_insert_rowid(), scope, token_hint: hint, created_at: now })
+    }
+
+    /// The live key a token belongs to.
+    pub async fn key_by_token(&self, token: &str) -> StoreResult<Option<ApiKey>> {
+        let row = sqlx::query(
+            "SELECT id, scope_type, scope_id, token_hint, created_at FROM api_keys WHERE token_sha256 = $1 AND revoked_at IS NULL",
+        )
+        .bind(token_sha256(token))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(ApiKey {
+                id: r.get("id"),
+                scope: Scope::from_parts(r.get("scope_type"), r.get("scope_id"))?,
+                token_hint: r.get("token_hint"),
+                created_at: r.get("created_at"),
+            })
+        })
+        .transpose()
+    }
+
+    /// Whether any live platform key exists (a first start creates one).
+    pub async fn has_platform_key(&self) -> StoreResult<bool> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE scope_type = 'platform' AND revoked_at IS NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get::<i64, _>("n") > 0)
+    }
+
+    /// Revokes a key; later requests with its token get 401.
+    pub async fn revoke_key(&self, id: i64) -> StoreResult<()> {
+        let changed = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(self.now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if changed == 0 { Err(StoreError::NotFound("api key")) } else { Ok(()) }
+    }
+}

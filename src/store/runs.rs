@@ -1,0 +1,255 @@
+//! Algorithm runs, and the worker's leased claims on jobs.
+
+use gensail_engine::RunReport;
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::{JobRow, Store, StoreError, StoreResult, from_json};
+
+/// A run as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    /// ID.
+    pub algorithm_run_id: i64,
+    /// The job it belongs to.
+    pub job_id: i64,
+    /// The algorithm.
+    pub algorithm_id: String,
+    /// `pending`, `running`, `completed` or `failed`.
+    pub status: String,
+    /// The exact version that ran.
+    pub algorithm_version: Option<String>,
+    /// sha256 of the component that ran.
+    pub component_sha256: Option<String>,
+    /// The config it ran with.
+    pub config: serde_json::Value,
+    /// sha256 of that config, to compare runs.
+    pub config_sha256: String,
+    /// The algorithm's output.
+    pub result: Option<serde_json::Value>,
+    /// Why it failed: `{kind, message, ...}`.
+    pub error: Option<serde_json::Value>,
+    /// Fuel consumed.
+    pub fuel_consumed: Option<i64>,
+    /// Wall time, ms.
+    pub duration_ms: Option<f64>,
+    /// Peak linear memory, bytes.
+    pub peak_memory_bytes: Option<i64>,
+    /// The run's log (plugin stdout, stderr and log lines).
+    pub logs: Option<String>,
+    /// Whether the log hit its limit.
+    pub logs_truncated: Option<bool>,
+    /// Created (with its job).
+    pub created_at: String,
+    /// Started.
+    pub started_at: Option<String>,
+    /// Finished.
+    pub finished_at: Option<String>,
+}
+
+fn run(r: &SqliteRow) -> StoreResult<RunRow> {
+    let json = |col: &str| r.get::<Option<&str>, _>(col).map(from_json).transpose();
+    Ok(RunRow {
+        algorithm_run_id: r.get("id"),
+        job_id: r.get("job_id"),
+        algorithm_id: r.get("algorithm_id"),
+        status: r.get("status"),
+        algorithm_version: r.get("algorithm_version"),
+        component_sha256: r.get("component_sha256"),
+        config: from_json(r.get::<&str, _>("config"))?,
+        config_sha256: r.get("config_sha256"),
+        result: json("result")?,
+        error: json("error")?,
+        fuel_consumed: r.get("fuel_consumed"),
+        duration_ms: r.get("duration_ms"),
+        peak_memory_bytes: r.get("peak_memory_bytes"),
+        logs: r.get("logs"),
+        logs_truncated: r.get::<Option<i64>, _>("logs_truncated").map(|v| v != 0),
+        created_at: r.get("created_at"),
+        started_at: r.get("started_at"),
+        finished_at: r.get("finished_at"),
+    })
+}
+
+/// A run that makes a request idempotent (`existing_runs` in the API).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ExistingRun {
+    /// The run.
+    pub algorithm_run_id: i64,
+    /// Its algorithm.
+    pub algorithm_id: String,
+    /// `completed`, `pending` or `running`.
+    pub status: String,
+    /// The job it belongs to (the original or one of its children).
+    pub job_id: i64,
+}
+
+/// A job a worker holds the lease on, with the runs still to do.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    /// The job.
+    pub job: JobRow,
+    /// Runs not completed yet: (run ID, algorithm, config JSON).
+    pub runs: Vec<(i64, String, String)>,
+}
+
+impl Store {
+    /// A job's runs, oldest first.
+    pub async fn runs_for_job(&self, job_id: i64) -> StoreResult<Vec<RunRow>> {
+        let rows = sqlx::query("SELECT * FROM algorithm_runs WHERE job_id = $1 ORDER BY id").bind(job_id).fetch_all(&self.pool).await?;
+        rows.iter().map(run).collect()
+    }
+
+    /// One run.
+    pub async fn run(&self, id: i64) -> StoreResult<RunRow> {
+        let row =
+            sqlx::query("SELECT * FROM algorithm_runs WHERE id = $1").bind(id).fetch_optional(&self.pool).await?.ok_or(StoreError::NotFound("run"))?;
+        run(&row)
+    }
+
+    /// Runs of these algorithms on the job or its child jobs that count as
+    /// "already ran": completed, or still pending or running. Failed runs do
+    /// not count. One per algorithm (the newest), in request order.
+    pub async fn existing_runs(&self, job_id: i64, algorithm_ids: &[String]) -> StoreResult<Vec<ExistingRun>> {
+        let rows = sqlx::query(
+            "SELECT id, algorithm_id, status, job_id FROM algorithm_runs
+             WHERE (job_id = $1 OR job_id IN (SELECT id FROM jobs WHERE parent_job_id = $1))
+               AND status IN ('completed', 'pending', 'running')
+             ORDER BY id DESC",
+        )
+        .bind(job_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let found: Vec<ExistingRun> = rows
+            .iter()
+            .map(|r| ExistingRun { algorithm_run_id: r.get("id"), algorithm_id: r.get("algorithm_id"), status: r.get("status"), job_id: r.get("job_id") })
+            .collect();
+        Ok(algorithm_ids.iter().filter_map(|id| found.iter().find(|r| &r.algorithm_id == id).cloned()).collect())
+    }
+
+    /// Claims the oldest job that has work and no live lease: `queued` or
+    /// `analyzing` jobs whose lease is absent or expired (a dead worker's).
+    pub async fn claim_job(&self, worker: &str, lease_until: &str) -> StoreResult<Option<ClaimedJob>> {
+        let now = self.now();
+        let claimed = sqlx::query(
+            "UPDATE jobs SET lease_owner = $1, lease_expires_at = $2, updated_at = $3,
+                 status = CASE WHEN status = 'queued' THEN 'analyzing' ELSE status END
+             WHERE id = (SELECT id FROM jobs WHERE status IN ('queued', 'analyzing') AND (lease_expires_at IS NULL OR lease_expires_at < $3)
+                         ORDER BY id LIMIT 1)
+             RETURNING id",
+        )
+        .bind(worker)
+        .bind(lease_until)
+        .bind(&now)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = claimed else { return Ok(None) };
+        let job = self.job(row.get("id")).await?;
+        let runs = sqlx::query("SELECT id, algorithm_id, config FROM algorithm_runs WHERE job_id = $1 AND status != 'completed' ORDER BY id")
+            .bind(job.job_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| (r.get("id"), r.get("algorithm_id"), r.get("config")))
+            .collect();
+        Ok(Some(ClaimedJob { job, runs }))
+    }
+
+    /// Extends a worker's lease; false when the lease was lost to another worker.
+    pub async fn renew_lease(&self, job_id: i64, worker: &str, lease_until: &str) -> StoreResult<bool> {
+        let changed = sqlx::query("UPDATE jobs SET lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3")
+            .bind(lease_until)
+            .bind(job_id)
+            .bind(worker)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(changed == 1)
+    }
+
+    /// Marks a run as started.
+    pub async fn start_run(&self, run_id: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE algorithm_runs SET status = 'running', started_at = $1, attempts = attempts + 1 WHERE id = $2 AND status != 'completed'")
+            .bind(self.now())
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a run's report. A run already completed (by a worker whose lease
+    /// this one outlived) is left alone: no run completes twice.
+    pub async fn finish_run(&self, run_id: i64, report: &RunReport) -> StoreResult<bool> {
+        let error = report.error.as_ref().map(|e| serde_json::to_string(e).expect("errors serialize"));
+        let changed = sqlx::query(
+            "UPDATE algorithm_runs SET status = $1, algorithm_version = $2, component_sha256 = $3, result = $4, error = $5,
+                 fuel_consumed = $6, duration_ms = $7, peak_memory_bytes = $8, logs = $9, logs_truncated = $10, finished_at = $11
+             WHERE id = $12 AND status != 'completed'",
+        )
+        .bind(report.status)
+        .bind(report.version.to_string())
+        .bind(&report.component_sha256)
+        .bind(report.output.as_ref().map(|o| o.to_string()))
+        .bind(error)
+        .bind(report.fuel_consumed as i64)
+        .bind(report.wall_time_ms)
+        .bind(report.peak_memory_bytes as i64)
+        .bind(&report.logs)
+        .bind(report.logs_truncated as i64)
+        .bind(self.now())
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(changed == 1)
+    }
+
+    /// Fails a run the engine could not even start (its algorithm is not loaded).
+    pub async fn fail_run(&self, run_id: i64, error: serde_json::Value) -> StoreResult<()> {
+        sqlx::query("UPDATE algorithm_runs SET status = 'failed', error = $1, finished_at = $2 WHERE id = $3 AND status != 'completed'")
+            .bind(error.to_string())
+            .bind(self.now())
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Settles a job whose runs are all done: `completed` when every run
+    /// completed (or there were none), `failed` when none did, else `partial`.
+    /// Releases the lease. Returns the final status, or `None` when runs are
+    /// left or the lease passed to another worker.
+    pub async fn finish_job(&self, job_id: i64, worker: &str) -> StoreResult<Option<String>> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        // One statement that writes first: SQLite takes the write lock here and
+        // waits for it, instead of failing to upgrade a read snapshot.
+        let settled = sqlx::query(
+            "UPDATE jobs SET
+                 status = (SELECT CASE WHEN SUM(status = 'failed') IS NULL OR SUM(status = 'failed') = 0 THEN 'completed'
+                                       WHEN SUM(status = 'completed') = 0 THEN 'failed' ELSE 'partial' END
+                           FROM algorithm_runs WHERE job_id = $1),
+                 lease_owner = NULL, lease_expires_at = NULL, updated_at = $2, completed_at = $2
+             WHERE id = $1 AND lease_owner = $3
+               AND NOT EXISTS (SELECT 1 FROM algorithm_runs WHERE job_id = $1 AND status IN ('pending', 'running'))
+             RETURNING status,
+                 (SELECT COUNT(*) FROM algorithm_runs WHERE job_id = $1) AS total,
+                 (SELECT COUNT(*) FROM algorithm_runs WHERE job_id = $1 AND status = 'failed') AS failed",
+        )
+        .bind(job_id)
+        .bind(&now)
+        .bind(worker)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = settled else { return Ok(None) };
+        let (status, total, failed): (String, i64, i64) = (row.get("status"), row.get("total"), row.get("failed"));
+        if status == "failed" {
+            sqlx::query("UPDATE jobs SET error = 'every algorithm run failed' WHERE id = $1").bind(job_id).execute(&mut *tx).await?;
+        }
+        let message = format!("{status}: {} of {total} runs completed, {failed} failed", total - failed);
+        Self::add_event_in(&mut tx, job_id, if failed > 0 { "warn" } else { "info" }, &message, &now).await?;
+        tx.commit().await?;
+        Ok(Some(status))
+    }
+}

@@ -1,0 +1,192 @@
+//! The job worker: claims jobs with a lease, runs their algorithms through
+//! the engine, stores each run as it finishes, and settles the job.
+//!
+//! A job is claimed by writing a lease (owner + expiry) on it; the worker
+//! renews the lease while it works. A worker that dies stops renewing, its
+//! lease expires, and any worker picks the job up again: runs already
+//! completed are kept, the rest run (a run is only ever stored as completed
+//! once; see `Store::finish_run`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gensail_host_api::Transcript;
+use serde_json::json;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::app::AppState;
+use crate::clock;
+use crate::store::ClaimedJob;
+
+/// How the worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// This worker's name in leases.
+    pub id: String,
+    /// How long a claim lasts without renewal.
+    pub lease: Duration,
+    /// How often to look for work (and for expired leases) when not woken.
+    pub poll_interval: Duration,
+    /// Jobs worked on at once (their runs share the engine's concurrency bound).
+    pub max_jobs: usize,
+    /// How long shutdown waits for jobs in flight before releasing them.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            id: format!("worker-{}-{}", std::process::id(), hex::encode(rand::random::<[u8; 4]>())),
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(1),
+            max_jobs: 2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The worker loop.
+pub struct Worker {
+    state: AppState,
+    config: Arc<WorkerConfig>,
+}
+
+impl Worker {
+    /// A worker over the shared state.
+    pub fn new(state: AppState, config: WorkerConfig) -> Self {
+        Self { state, config: Arc::new(config) }
+    }
+
+    fn lease_until(&self) -> String {
+        lease_until(&self.state, &self.config)
+    }
+
+    /// Claims and processes jobs until `stop` turns true; then waits up to the
+    /// grace period for jobs in flight and releases the leases of the rest.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let slots = Arc::new(Semaphore::new(self.config.max_jobs.max(1)));
+        let mut tasks: JoinSet<i64> = JoinSet::new();
+        let mut in_flight: Vec<i64> = Vec::new();
+        while !*stop.borrow() {
+            while let Ok(permit) = slots.clone().try_acquire_owned() {
+                match self.state.store.claim_job(&self.config.id, &self.lease_until()).await {
+                    Ok(Some(claimed)) => {
+                        in_flight.push(claimed.job.job_id);
+                        let (state, config) = (self.state.clone(), self.config.clone());
+                        tasks.spawn(async move {
+                            let id = claimed.job.job_id;
+                            process(&state, &config, claimed).await;
+                            drop(permit);
+                            id
+                        });
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot claim jobs");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = self.state.work_available.notified() => {}
+                _ = tokio::time::sleep(self.config.poll_interval) => {}
+                _ = stop.changed() => {}
+                Some(done) = tasks.join_next() => {
+                    if let Ok(id) = done { in_flight.retain(|j| *j != id); }
+                }
+            }
+        }
+        let drained = tokio::time::timeout(self.config.shutdown_grace, async {
+            while let Some(done) = tasks.join_next().await {
+                if let Ok(id) = done {
+                    in_flight.retain(|j| *j != id);
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tasks.abort_all();
+            for job_id in &in_flight {
+                // Expire the lease now so another worker takes the job at once.
+                let _ = self.state.store.renew_lease(*job_id, &self.config.id, &clock::format(self.state.store.clock().now())).await;
+                tracing::warn!(job_id, "released unfinished job at shutdown");
+            }
+        }
+    }
+}
+
+fn lease_until(state: &AppState, config: &WorkerConfig) -> String {
+    let lease = chrono::Duration::from_std(config.lease).unwrap_or(chrono::Duration::seconds(30));
+    clock::format(state.store.clock().now() + lease)
+}
+
+/// Runs a claimed job's remaining runs concurrently and settles the job.
+async fn process(state: &AppState, config: &WorkerConfig, claimed: ClaimedJob) {
+    let job_id = claimed.job.job_id;
+    let heartbeat = {
+        let (state, config) = (state.clone(), config.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(config.lease / 3).await;
+                match state.store.renew_lease(job_id, &config.id, &lease_until(&state, &config)).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => tracing::warn!(job_id, error = %e, "cannot renew lease"),
+                }
+            }
+        })
+    };
+    let transcript = match &claimed.job.transcript_sha256 {
+        Some(sha) => state.store.transcript(sha).await.ok(),
+        None => None,
+    };
+    let mut runs = JoinSet::new();
+    for (run_id, algorithm_id, config_json) in claimed.runs {
+        let (state, transcript) = (state.clone(), transcript.clone());
+        runs.spawn(async move { execute_run(&state, job_id, run_id, &algorithm_id, &config_json, transcript.as_ref()).await });
+    }
+    while let Some(done) = runs.join_next().await {
+        if let Err(e) = done {
+            tracing::error!(job_id, error = %e, "run task failed");
+        }
+    }
+    heartbeat.abort();
+    match state.store.finish_job(job_id, &config.id).await {
+        Ok(Some(status)) => tracing::info!(job_id, status, "job settled"),
+        Ok(None) => tracing::warn!(job_id, "job not settled: runs left or lease lost"),
+        Err(e) => tracing::error!(job_id, error = %e, "cannot settle job"),
+    }
+}
+
+async fn execute_run(state: &AppState, job_id: i64, run_id: i64, algorithm_id: &str, config_json: &str, transcript: Option<&Transcript>) {
+    let store = &state.store;
+    let outcome = async {
+        store.start_run(run_id).await?;
+        let Some(transcript) = transcript else {
+            store.fail_run(run_id, json!({"kind": "no_transcript", "message": "the job has no transcript"})).await?;
+            return Ok::<_, crate::store::StoreError>(format!("{algorithm_id} failed: the job has no transcript"));
+        };
+        let Some(algorithm) = state.engine.registry().get(algorithm_id) else {
+            let message = format!("algorithm {algorithm_id} is not loaded on this server");
+            store.fail_run(run_id, json!({"kind": "unavailable", "message": message})).await?;
+            return Ok(format!("{algorithm_id} failed: {message}"));
+        };
+        let report = state.engine.run_loaded(&algorithm, transcript, config_json).await;
+        store.finish_run(run_id, &report).await?;
+        Ok(match &report.error {
+            None => format!("{algorithm_id} {} completed in {:.1} ms", report.version, report.wall_time_ms),
+            Some(e) => format!("{algorithm_id} {} failed: {e}", report.version),
+        })
+    }
+    .await;
+    match outcome {
+        Ok(message) => {
+            let level = if message.contains(" failed: ") { "warn" } else { "info" };
+            if let Err(e) = store.add_event(job_id, level, &message).await {
+                tracing::warn!(job_id, error = %e, "cannot write job event");
+            }
+        }
+        Err(e) => tracing::error!(job_id, run_id, error = %e, "cannot store run"),
+    }
+}
