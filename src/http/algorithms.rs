@@ -75,7 +75,8 @@ pub struct ScopeChange {
     scope_id: Option<i64>,
 }
 
-/// `PATCH /algorithms/{id}`: scope an algorithm to a partner or organization, or make it global.
+/// `PATCH /algorithms/{id}`: scope an algorithm to a partner or organization,
+/// to assigned workspaces only (`workspace`), or make it global.
 pub async fn set_scope(
     State(state): State<AppState>,
     caller: Caller,
@@ -84,7 +85,8 @@ pub async fn set_scope(
 ) -> ApiResult<Json<Value>> {
     caller.require_platform()?;
     match (body.scope_type.as_str(), body.scope_id) {
-        ("global", None) => {}
+        ("global" | "workspace", None) => {}
+        ("workspace", Some(_)) => return Err(ApiError::unprocessable("scope_type workspace takes no scope_id: assign the algorithm to workspaces instead")),
         ("global", Some(_)) => return Err(ApiError::unprocessable("a global algorithm has no scope_id")),
         ("partner", Some(id)) => {
             state.store.partner(id).await?;
@@ -93,7 +95,11 @@ pub async fn set_scope(
             state.store.organization(id).await?;
         }
         ("partner" | "organization", None) => return Err(ApiError::unprocessable(format!("scope_id is required for scope_type {}", body.scope_type))),
-        (other, _) => return Err(ApiError::unprocessable(format!("scope_type must be global, partner or organization, not {other:?}"))),
+        (other, _) => {
+            return Err(ApiError::unprocessable(format!(
+                "scope_type must be global, partner, organization or workspace (assigned workspaces only), not {other:?}"
+            )));
+        }
     }
     Ok(Json(serde_json::to_value(state.store.set_algorithm_scope(&algorithm_id, &body.scope_type, body.scope_id).await?).map_err(anyhow::Error::from)?))
 }

@@ -2,6 +2,8 @@
 //! cache, the built components, and the transcript fixtures.
 #![allow(dead_code)]
 
+pub mod api;
+
 use std::path::PathBuf;
 
 use gensail_engine::{Engine, EngineConfig, Limits};

@@ -1,0 +1,216 @@
+//! A real server on 127.0.0.1:0 with a real SQLite file, the real bundled
+//! plugins plus the hostile test guest, and a manual clock; and a client.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::TimeZone;
+use gensail::app::{AppState, ServeConfig, Server, build_state};
+use gensail::clock::{ManualClock, SharedClock};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+/// A response: status, JSON body, headers.
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Reply {
+    pub fn detail(&self) -> &str {
+        self.body["detail"].as_str().unwrap_or_else(|| panic!("no detail in {} {}", self.status, self.body))
+    }
+}
+
+/// The server under test.
+pub struct TestServer {
+    pub base: String,
+    pub platform: String,
+    pub clock: Arc<ManualClock>,
+    pub state: AppState,
+    pub data: Arc<tempfile::TempDir>,
+    client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub const PLATFORM_TOKEN: &str = "gs_test_platform_token_0123456789abcdef";
+
+fn plugins_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("extra-plugins")
+}
+
+/// A directory with the hostile guest in it, for `--plugins-dir` (set up once per test binary).
+fn hostile_plugins_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(copy_hostile).clone()
+}
+
+fn copy_hostile() -> PathBuf {
+    let dir = plugins_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = PathBuf::from(env!("GENSAIL_PLUGIN_WASM_DIR")).join("hostile.wasm");
+    let dst = dir.join("hostile.wasm");
+    if std::fs::read(&dst).ok() != std::fs::read(&src).ok() {
+        let tmp = dir.join(format!(".hostile-{}.wasm", std::process::id()));
+        std::fs::copy(&src, &tmp).unwrap();
+        std::fs::rename(&tmp, &dst).unwrap();
+    }
+    dir
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(configure: impl FnOnce(&mut ServeConfig)) -> Self {
+        let data = Arc::new(tempfile::tempdir().unwrap());
+        let clock = ManualClock::new(chrono::Utc.with_ymd_and_hms(2026, 1, 22, 12, 0, 0).unwrap());
+        Self::launch(data, clock, configure).await
+    }
+
+    async fn launch(data: Arc<tempfile::TempDir>, clock: Arc<ManualClock>, configure: impl FnOnce(&mut ServeConfig)) -> Self {
+        let mut config = ServeConfig::new(data.path().to_path_buf());
+        config.bind = "127.0.0.1:0".parse().unwrap();
+        config.engine.cache_dir = Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache"));
+        config.platform_token = Some(PLATFORM_TOKEN.into());
+        config.plugins_dir = Some(hostile_plugins_dir());
+        config.worker_config.poll_interval = Duration::from_millis(25);
+        config.worker_config.shutdown_grace = Duration::from_secs(5);
+        configure(&mut config);
+        let shared: SharedClock = clock.clone();
+        let (state, _) = build_state(&config, shared).await.expect("server state");
+        let server = Server::bind(state.clone(), &config).await.unwrap();
+        let base = format!("http://{}", server.local_addr());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        Self { base, platform: PLATFORM_TOKEN.into(), clock, state, data, client: reqwest::Client::new(), stop: Some(stop), handle: Some(handle) }
+    }
+
+    /// Stops gracefully and starts again on the same data (a restart).
+    pub async fn restart(mut self, configure: impl FnOnce(&mut ServeConfig)) -> Self {
+        self.shutdown().await;
+        Self::launch(self.data.clone(), self.clock.clone(), configure).await
+    }
+
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle.await.unwrap().unwrap();
+        }
+    }
+
+    pub async fn request(&self, method: reqwest::Method, token: Option<&str>, path: &str, body: Option<Value>) -> Reply {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")) };
+        Reply { status, body, headers }
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> Reply {
+        self.request(reqwest::Method::GET, Some(token), path, None).await
+    }
+
+    pub async fn post(&self, token: &str, path: &str, body: Value) -> Reply {
+        self.request(reqwest::Method::POST, Some(token), path, Some(body)).await
+    }
+
+    /// POST that must answer `status`; returns the body.
+    pub async fn ok(&self, token: &str, path: &str, body: Value, status: u16) -> Value {
+        let r = self.post(token, path, body).await;
+        assert_eq!(r.status.as_u16(), status, "POST {path}: {}", r.body);
+        r.body
+    }
+
+    /// A partner with an organization and a workspace, and a key for each.
+    pub async fn tenant(&self, name: &str) -> Tenant {
+        let partner = self.ok(&self.platform, "/api/v1/partners", json!({"name": name}), 201).await["id"].as_i64().unwrap();
+        let organization = self.ok(&self.platform, "/api/v1/organizations", json!({"partner_id": partner, "name": format!("{name} org")}), 201).await["id"]
+            .as_i64()
+            .unwrap();
+        let workspace = self.workspace(organization, &format!("{name} ws")).await;
+        let key = |scope_type: &'static str, scope_id: i64| async move {
+            self.ok(&self.platform, "/api/v1/keys", json!({"scope_type": scope_type, "scope_id": scope_id}), 201).await["token"].as_str().unwrap().to_owned()
+        };
+        Tenant {
+            partner,
+            organization,
+            workspace,
+            partner_key: key("partner", partner).await,
+            organization_key: key("organization", organization).await,
+            workspace_key: key("workspace", workspace).await,
+        }
+    }
+
+    pub async fn workspace(&self, organization: i64, name: &str) -> i64 {
+        self.ok(&self.platform, "/api/v1/workspaces", json!({"organization_id": organization, "name": name}), 201).await["id"].as_i64().unwrap()
+    }
+
+    pub async fn key(&self, scope_type: &str, scope_id: i64) -> String {
+        self.ok(&self.platform, "/api/v1/keys", json!({"scope_type": scope_type, "scope_id": scope_id}), 201).await["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Ingests a fixture call with these algorithms; returns the job ID.
+    pub async fn ingest(&self, token: &str, workspace: i64, fixture: &str, algorithm_ids: &[&str]) -> i64 {
+        let text = std::fs::read_to_string(format!("{}/plugins/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let transcript: Value = if fixture.ends_with(".json") { serde_json::from_str(&text).unwrap() } else { Value::String(text) };
+        let body = json!({"workspace_id": workspace, "transcript": transcript, "algorithm_ids": algorithm_ids, "source_call_id": format!("call-{fixture}")});
+        self.ok(token, "/api/v1/calls/transcript", body, 202).await["job_id"].as_i64().unwrap()
+    }
+
+    /// Polls a job until it reaches a final status (the worker runs on real time).
+    pub async fn wait(&self, token: &str, job_id: i64) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = self.get(token, &format!("/api/v1/jobs/{job_id}")).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            if ["completed", "partial", "failed", "skipped"].contains(&r.body["status"].as_str().unwrap()) {
+                return r.body;
+            }
+            assert!(std::time::Instant::now() < deadline, "job {job_id} did not finish: {}", r.body);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Ingests and waits.
+    pub async fn finished_job(&self, t: &Tenant, fixture: &str, algorithm_ids: &[&str]) -> i64 {
+        let id = self.ingest(&t.workspace_key, t.workspace, fixture, algorithm_ids).await;
+        self.wait(&t.workspace_key, id).await;
+        id
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A partner → organization → workspace with a key of each scope.
+pub struct Tenant {
+    pub partner: i64,
+    pub organization: i64,
+    pub workspace: i64,
+    pub partner_key: String,
+    pub organization_key: String,
+    pub workspace_key: String,
+}
