@@ -32,6 +32,11 @@ impl ManualClock {
         Arc::new(Self(Mutex::new(start)))
     }
 
+    /// Now plus some seconds.
+    pub fn now_plus(&self, seconds: i64) -> DateTime<Utc> {
+        self.now() + Duration::seconds(seconds)
+    }
+
     /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
         *self.0.lock().unwrap() += by;
