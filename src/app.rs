@@ -25,6 +25,8 @@ pub struct AppState {
     pub rate_limits: RateLimits,
     /// Wakes the worker when work is created.
     pub work_available: Arc<Notify>,
+    /// Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -94,7 +96,13 @@ pub async fn build_state(config: &ServeConfig, clock: SharedClock) -> anyhow::Re
         let (_, token) = store.create_key(Scope::Platform).await?;
         generated = Some(token);
     }
-    let state = AppState { rate_limits: RateLimits::new(config.rate_limits, clock), store, engine, work_available: Arc::new(Notify::new()) };
+    let state = AppState {
+        rate_limits: RateLimits::new(config.rate_limits, clock),
+        store,
+        engine,
+        work_available: Arc::new(Notify::new()),
+        metrics: crate::metrics::Metrics::new(),
+    };
     Ok((state, generated))
 }
 

@@ -14,6 +14,7 @@
 //! - [`store`]: every database read and write (sqlx, SQLite).
 //! - [`worker`]: claims jobs with a lease and runs their algorithms.
 //! - [`ratelimit`]: per-key limits by scope.
+//! - [`metrics`]: Prometheus metrics.
 //! - [`clock`]: the service clock (manual in tests).
 //! - [`demo`]: `serve --demo` seed data.
 //! - [`bundled`]: the bundled algorithm components, embedded at build time, and loading them.
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod clock;
 pub mod demo;
 pub mod http;
+pub mod metrics;
 pub mod ratelimit;
 pub mod store;
 pub mod worker;

@@ -174,6 +174,7 @@ async fn execute_run(state: &AppState, job_id: i64, run_id: i64, algorithm_id: &
         };
         let report = state.engine.run_loaded(&algorithm, transcript, config_json).await;
         store.finish_run(run_id, &report).await?;
+        state.metrics.record_run(&report);
         Ok(match &report.error {
             None => format!("{algorithm_id} {} completed in {:.1} ms", report.version, report.wall_time_ms),
             Some(e) => format!("{algorithm_id} {} failed: {e}", report.version),

@@ -187,3 +187,25 @@ async fn rate_limits_per_key_by_scope_with_headers() {
         assert_eq!(s.get(&s.platform, "/api/v1/jobs").await.status, 200);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics() {
+    let s = TestServer::start().await;
+    let t = s.tenant("Acme").await;
+    s.finished_job(&t, "dental_booking.txt", &["sentiment_v1"]).await;
+    let client = reqwest::Client::new();
+    assert_eq!(client.get(format!("{}/healthz", s.base)).send().await.unwrap().status(), 200);
+    let ready: serde_json::Value = client.get(format!("{}/readyz", s.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["database"], true);
+    assert!(ready["algorithms_loaded"].as_u64().unwrap() >= 8);
+    let text = client.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    for line in [
+        "gensail_jobs{status=\"completed\"} 1",
+        "gensail_algorithm_runs_total{algorithm_id=\"sentiment_v1\",outcome=\"completed\"} 1",
+        "gensail_http_requests_total{method=\"POST\",route=\"/api/v1/calls/transcript\",status=\"202\"} 1",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    assert!(text.contains("gensail_algorithm_run_seconds_bucket{"), "{text}");
+    assert!(text.contains("gensail_algorithm_fuel_total{algorithm_id=\"sentiment_v1\"}"), "{text}");
+}

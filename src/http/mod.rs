@@ -60,10 +60,13 @@ pub fn router(state: AppState) -> Router {
         .route("/keys/{key_id}", delete(tenants::revoke_key))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .route_layer(middleware::from_fn_with_state(state.clone(), count_requests));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .nest("/api/v1", api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -78,6 +81,33 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> impl IntoResponse {
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(json!({"detail": "Method not allowed on this path"})))
+}
+
+/// Counts requests by method, route pattern and status (a route layer, so the
+/// pattern is known; unmatched paths are not counted).
+async fn count_requests(State(state): State<AppState>, request: axum::extract::Request, next: middleware::Next) -> axum::response::Response {
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let labels = crate::metrics::RequestLabels { method, route, status: response.status().as_u16() };
+    state.metrics.requests.get_or_create(&labels).inc();
+    response
+}
+
+/// Prometheus text format. Job counts are read from the database at scrape time.
+async fn metrics(State(state): State<AppState>) -> axum::response::Response {
+    match state.store.job_counts().await {
+        Ok(counts) => {
+            for (status, n) in counts {
+                state.metrics.jobs.get_or_create(&crate::metrics::StatusLabels { status }).set(n);
+            }
+        }
+        Err(e) => return ApiError::from(e).into_response(),
+    }
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }
 
 /// Ready when the database answers and the bundled algorithms are loaded.

@@ -277,6 +277,12 @@ impl Store {
         Ok(changed == 1)
     }
 
+    /// How many jobs are in each status.
+    pub async fn job_counts(&self) -> StoreResult<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| (r.get("status"), r.get("n"))).collect())
+    }
+
     /// A job by ID.
     pub async fn job(&self, id: i64) -> StoreResult<JobRow> {
         let row = sqlx::query("SELECT * FROM jobs WHERE id = $1").bind(id).fetch_optional(&self.pool).await?.ok_or(StoreError::NotFound("job"))?;
