@@ -11,42 +11,13 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use gensail_engine::{Engine, EngineConfig, LimitOverrides};
-use gensail_host_api::{Segment, Transcript};
+use gensail_host_api::Transcript;
+
+mod common;
+use common::one_hour_transcript;
 
 fn wasm(name: &str) -> Vec<u8> {
     std::fs::read(PathBuf::from(env!("GENSAIL_PLUGIN_WASM_DIR")).join(format!("{name}.wasm"))).unwrap()
-}
-
-/// A deterministic one-hour, two-speaker call of about 10,000 words.
-fn one_hour_transcript() -> Transcript {
-    const WORDS: &[&str] = &[
-        "the", "appointment", "is", "great", "and", "thank", "you", "but", "my", "tooth", "pain", "was", "terrible", "we", "can",
-        "schedule", "a", "cleaning", "for", "next", "week", "insurance", "covers", "most", "of", "it", "really", "happy", "with", "service",
-        "nobody", "called", "back", "frustrating", "perfect", "wonderful", "problem", "fixed", "okay", "sure",
-    ];
-    let mut seed: u64 = 42;
-    let mut next = || {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (seed >> 33) as usize
-    };
-    let mut segments = Vec::new();
-    let (mut words, mut clock) = (0, 0u64);
-    while words < 10_000 {
-        let n = 8 + next() % 25;
-        let text: Vec<&str> = (0..n).map(|_| WORDS[next() % WORDS.len()]).collect();
-        let length = n as u64 * 360;
-        segments.push(Segment {
-            speaker: if segments.len() % 2 == 0 { "Agent".into() } else { "Caller".into() },
-            start_ms: clock,
-            end_ms: clock + length,
-            text: text.join(" ") + ".",
-            confidence: Some(0.9),
-            channel: None,
-        });
-        clock += length + 200;
-        words += n;
-    }
-    Transcript { language: Some("en-US".into()), duration_ms: clock.max(3_600_000), segments }
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {

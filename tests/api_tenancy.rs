@@ -209,3 +209,27 @@ async fn health_readiness_and_metrics() {
     assert!(text.contains("gensail_algorithm_run_seconds_bucket{"), "{text}");
     assert!(text.contains("gensail_algorithm_fuel_total{algorithm_id=\"sentiment_v1\"}"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document_and_offline_docs_page() {
+    let s = TestServer::start().await;
+    let client = reqwest::Client::new();
+    let doc: serde_json::Value = client.get(format!("{}/api/v1/openapi.json", s.base)).send().await.unwrap().json().await.unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    for path in ["/api/v1/jobs/{job_id}/run-algorithms", "/api/v1/jobs", "/api/v1/calls/transcript", "/api/v1/algorithm-runs/{run_id}", "/api/v1/keys"] {
+        assert!(paths.contains_key(path), "{path} missing from the OpenAPI document");
+    }
+    let op = &doc["paths"]["/api/v1/jobs/{job_id}/run-algorithms"]["post"];
+    for status in ["200", "202", "400", "401", "403", "404", "422", "429"] {
+        assert!(op["responses"].get(status).is_some(), "run-algorithms documents {status}");
+    }
+    assert!(doc["components"]["schemas"]["RunAlgorithmsRequest"].is_object());
+    // The docs page and its script come from the binary, not a CDN.
+    let page = client.get(format!("{}/docs/", s.base)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(!html.contains("cdn.") && !html.contains("unpkg"), "{html}");
+    let js = client.get(format!("{}/docs/swagger-ui-bundle.js", s.base)).send().await.unwrap();
+    assert_eq!(js.status(), 200);
+    assert!(js.bytes().await.unwrap().len() > 100_000);
+}

@@ -146,6 +146,12 @@ impl Transcript {
         self.segments.iter().any(|s| !s.text.trim().is_empty())
     }
 
+    /// `Err(InvalidTranscript)` when no segment has words: the check most
+    /// algorithms start with.
+    pub fn require_speech(&self) -> Result<(), crate::AlgorithmError> {
+        if self.has_speech() { Ok(()) } else { Err(crate::AlgorithmError::InvalidTranscript("the transcript has no speech".into())) }
+    }
+
     /// Words across all segments.
     pub fn word_count(&self) -> usize {
         self.segments.iter().map(Segment::word_count).sum()

@@ -7,6 +7,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
+#[allow(unused_imports)]
+use super::openapi::*;
 use super::error::{ApiError, ApiJson, ApiResult};
 use crate::app::AppState;
 use crate::store::Scope;
@@ -20,6 +22,7 @@ pub struct ListQuery {
 
 /// `GET /algorithms`: what the workspace may run (the key's own workspace, or
 /// the one named). A platform key without a workspace sees every algorithm.
+#[utoipa::path(get, path = "/api/v1/algorithms", tag = "algorithms", params(("workspace_id" = Option<i64>, Query)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, caller: Caller, query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<Json<Value>> {
     let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
     if caller.scope() == Scope::Platform && query.workspace_id.is_none() {
@@ -44,6 +47,7 @@ pub struct Assign {
 
 /// `POST /workspaces/{id}/algorithms`: makes an algorithm available to (and
 /// run by default in) a workspace, with an optional config.
+#[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/algorithms", tag = "platform", params(("workspace_id" = i64, Path)), request_body = AnyObject, responses((status = 201, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn assign(
     State(state): State<AppState>,
     caller: Caller,
@@ -61,6 +65,7 @@ pub async fn assign(
 }
 
 /// `DELETE /workspaces/{id}/algorithms/{algorithm_id}`.
+#[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/algorithms/{algorithm_id}", tag = "platform", params(("workspace_id" = i64, Path), ("algorithm_id" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn unassign(State(state): State<AppState>, caller: Caller, Path((workspace_id, algorithm_id)): Path<(i64, String)>) -> ApiResult<StatusCode> {
     caller.require_platform()?;
     state.store.unassign_algorithm(workspace_id, &algorithm_id).await?;
@@ -77,6 +82,7 @@ pub struct ScopeChange {
 
 /// `PATCH /algorithms/{id}`: scope an algorithm to a partner or organization,
 /// to assigned workspaces only (`workspace`), or make it global.
+#[utoipa::path(patch, path = "/api/v1/algorithms/{algorithm_id}", tag = "platform", params(("algorithm_id" = String, Path)), request_body = AnyObject, responses((status = 200, body = AnyObject), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn set_scope(
     State(state): State<AppState>,
     caller: Caller,

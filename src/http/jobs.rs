@@ -8,10 +8,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
+#[allow(unused_imports)]
+use super::openapi::*;
 use super::error::{ApiError, ApiJson, ApiResult};
 use super::validate;
 use crate::app::AppState;
-use crate::store::{JobFilter, JobRow, NewJob, TranscriptSource};
+use crate::store::{JobFilter, JobRow};
 
 /// Default and largest page of `GET /jobs`.
 const PAGE: i64 = 50;
@@ -58,6 +60,7 @@ fn relative_value(state: &AppState, since: &str) -> Option<String> {
 }
 
 /// `GET /jobs`: jobs the key reaches, newest first, cursor-paginated.
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(("status" = Option<String>, Query, description = "One status or several, comma separated"), ("since" = Option<String>, Query, description = "30d, 12h, 15m or an RFC 3339 time"), ("parent_job_id" = Option<i64>, Query), ("workspace_id" = Option<i64>, Query), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("limit" = Option<i64>, Query, description = "1 to 500, default 50")), responses((status = 200, description = "{jobs, next_cursor}", body = JobList), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, caller: Caller, query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<Json<Value>> {
     let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
     let statuses: Vec<String> = query.status.as_deref().map(|s| s.split(',').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect()).unwrap_or_default();
@@ -95,6 +98,7 @@ pub struct LookupQuery {
 }
 
 /// `GET /jobs/lookup`: jobs by the caller's own call / company IDs.
+#[utoipa::path(get, path = "/api/v1/jobs/lookup", tag = "jobs", params(("source_call_id" = Option<String>, Query), ("source_company_id" = Option<String>, Query)), responses((status = 200, body = JobList), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn lookup(State(state): State<AppState>, caller: Caller, query: Result<Query<LookupQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<Json<Value>> {
     let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
     if query.source_call_id.is_none() && query.source_company_id.is_none() {
@@ -131,12 +135,14 @@ pub async fn visible_job(state: &AppState, caller: &Caller, job_id: i64) -> ApiR
 }
 
 /// `GET /jobs/{id}`.
+#[utoipa::path(get, path = "/api/v1/jobs/{job_id}", tag = "jobs", params(("job_id" = i64, Path)), responses((status = 200, description = "Job status, parent, children, transcript summary, run counts", body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn get(State(state): State<AppState>, caller: Caller, Path(job_id): Path<i64>) -> ApiResult<Json<Value>> {
     let job = visible_job(&state, &caller, job_id).await?;
     Ok(Json(job_view(&state, job).await?))
 }
 
 /// `GET /jobs/{id}/logs`.
+#[utoipa::path(get, path = "/api/v1/jobs/{job_id}/logs", tag = "jobs", params(("job_id" = i64, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn logs(State(state): State<AppState>, caller: Caller, Path(job_id): Path<i64>) -> ApiResult<Json<Value>> {
     visible_job(&state, &caller, job_id).await?;
     Ok(Json(json!({ "job_id": job_id, "events": state.store.events(job_id).await? })))
@@ -150,6 +156,7 @@ pub struct AttachTranscript {
 }
 
 /// `PUT /jobs/{id}/transcript`: an external transcriber hands over the transcript.
+#[utoipa::path(put, path = "/api/v1/jobs/{job_id}/transcript", tag = "jobs", params(("job_id" = i64, Path)), request_body = AnyObject, responses((status = 202, body = JobCreated), (status = 409, description = "Job is not transcribing", body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn attach_transcript(
     State(state): State<AppState>,
     caller: Caller,
@@ -178,6 +185,7 @@ pub struct StatusChange {
 
 /// `PATCH /jobs/{id}/status`: requeue a skipped job; it is checked again
 /// against the workspace's current filter and stays skipped if it still fails it.
+#[utoipa::path(patch, path = "/api/v1/jobs/{job_id}/status", tag = "jobs", params(("job_id" = i64, Path)), request_body = AnyObject, responses((status = 200, body = AnyObject), (status = 400, description = "Only skipped jobs can be requeued", body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn update_status(
     State(state): State<AppState>,
     caller: Caller,
@@ -223,6 +231,7 @@ pub struct RetryBody {
 }
 
 /// `POST /jobs/{id}/retry`.
+#[utoipa::path(post, path = "/api/v1/jobs/{job_id}/retry", tag = "jobs", params(("job_id" = i64, Path)), request_body(content = AnyObject, description = "{mode: rerun | requeue}, optional"), responses((status = 202, body = RunAlgorithmsAccepted), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn retry(
     State(state): State<AppState>,
     caller: Caller,
@@ -243,6 +252,7 @@ pub async fn retry(
 }
 
 /// `POST /jobs/retry`: retry the newest job with these source IDs.
+#[utoipa::path(post, path = "/api/v1/jobs/retry", tag = "jobs", request_body = AnyObject, responses((status = 202, body = RunAlgorithmsAccepted), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn retry_by_source(State(state): State<AppState>, caller: Caller, ApiJson(body): ApiJson<RetryBody>) -> ApiResult<(StatusCode, Json<Value>)> {
     if body.source_call_id.is_none() && body.source_company_id.is_none() {
         return Err(ApiError::unprocessable("give source_call_id, source_company_id or both"));
@@ -267,30 +277,12 @@ async fn rerun_failed(state: &AppState, job: JobRow) -> ApiResult<(StatusCode, J
     }
     let failed: Vec<String> =
         state.store.runs_for_job(job.job_id).await?.into_iter().filter(|r| r.status == "failed").map(|r| r.algorithm_id).collect();
-    let Some(sha) = job.transcript_sha256.clone().filter(|_| !failed.is_empty()) else {
+    if failed.is_empty() || job.transcript_sha256.is_none() {
         return Err(ApiError::bad_request("Job has no failed runs to retry"));
-    };
+    }
     let runs = state.store.new_runs(job.workspace_id, &failed).await?;
-    let child = state
-        .store
-        .create_job(NewJob {
-            workspace_id: job.workspace_id,
-            parent_job_id: Some(job.job_id),
-            kind: "retry",
-            status: "analyzing",
-            algorithm_ids: failed.clone(),
-            runs,
-            analytics_only: job.analytics_only,
-            transcript: TranscriptSource::Existing(sha),
-            source_call_id: job.source_call_id.clone(),
-            source_company_id: job.source_company_id.clone(),
-            recording_url: job.recording_url.clone(),
-            contacted_at: job.contacted_at.clone(),
-            duration_seconds: None,
-            error: None,
-            event: format!("Retry of job {}: rerunning {}", job.job_id, failed.join(", ")),
-        })
-        .await?;
+    let event = format!("Retry of job {}: rerunning {}", job.job_id, failed.join(", "));
+    let child = state.store.create_child_job(&job, "retry", runs, job.analytics_only, event).await?;
     state.wake_worker();
     Ok((
         StatusCode::ACCEPTED,

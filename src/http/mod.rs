@@ -7,6 +7,7 @@
 //! - [`validate`]: shared request checks and their messages.
 //! - [`calls`]: ingestion. [`jobs`]: jobs. [`on_demand`]: `run-algorithms`.
 //! - [`runs`]: algorithm runs. [`algorithms`]: availability. [`tenants`]: the platform API.
+//! - [`openapi`]: the OpenAPI document and the offline Swagger UI at `/docs`.
 
 pub mod algorithms;
 pub mod auth;
@@ -14,6 +15,7 @@ pub mod calls;
 pub mod error;
 pub mod jobs;
 pub mod on_demand;
+pub mod openapi;
 pub mod runs;
 pub mod tenants;
 pub mod validate;
@@ -68,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .nest("/api/v1", api)
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/api/v1/openapi.json", <openapi::ApiDoc as utoipa::OpenApi>::openapi()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -10,15 +10,17 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::auth::Caller;
+#[allow(unused_imports)]
+use super::openapi::*;
 use super::error::{ApiError, ApiJson, ApiResult};
 use super::validate;
 use crate::app::AppState;
-use crate::store::{NewJob, TranscriptSource};
 
 /// Statuses a job must have reached before algorithms can run on it again.
 const FINISHED: &[&str] = &["completed", "partial", "failed"];
 
 /// Creates a child job that runs the requested algorithms on the job's transcript.
+#[utoipa::path(post, path = "/api/v1/jobs/{job_id}/run-algorithms", tag = "on-demand", params(("job_id" = i64, Path, description = "The job whose transcript to analyse")), request_body = RunAlgorithmsRequest, responses((status = 202, description = "On-demand analysis job created", body = RunAlgorithmsAccepted), (status = 200, description = "Algorithms already ran on this job", body = AlreadyRan), (status = 400, description = "Job is still {status}. Wait for completion. / Job has no usable transcript / Algorithms not available: [...]", body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn run_algorithms(
     State(state): State<AppState>,
     caller: Caller,
@@ -36,12 +38,12 @@ pub async fn run_algorithms(
         return Err(ApiError::bad_request(format!("Job is still {}. Wait for completion.", job.status)));
     }
     let transcript = match &job.transcript_sha256 {
-        Some(sha) => Some((sha.clone(), state.store.transcript_summary(sha).await?)),
+        Some(sha) => Some((sha, state.store.transcript_summary(sha).await?)),
         None => None,
     };
-    let Some((transcript_sha256, _)) = transcript.filter(|(_, summary)| summary.speech_segment_count > 0) else {
+    if !transcript.is_some_and(|(_, summary)| summary.speech_segment_count > 0) {
         return Err(ApiError::bad_request("Job has no usable transcript"));
-    };
+    }
     let missing = state.store.unavailable(&workspace, &algorithm_ids).await?;
     if !missing.is_empty() {
         return Err(validate::not_available(&missing));
@@ -62,26 +64,8 @@ pub async fn run_algorithms(
     }
 
     let runs = state.store.new_runs(workspace.id, &to_run).await?;
-    let child = state
-        .store
-        .create_job(NewJob {
-            workspace_id: job.workspace_id,
-            parent_job_id: Some(job.job_id),
-            kind: "on_demand",
-            status: "analyzing",
-            algorithm_ids: to_run.clone(),
-            runs,
-            analytics_only,
-            transcript: TranscriptSource::Existing(transcript_sha256),
-            source_call_id: job.source_call_id.clone(),
-            source_company_id: job.source_company_id.clone(),
-            recording_url: job.recording_url.clone(),
-            contacted_at: job.contacted_at.clone(),
-            duration_seconds: None,
-            error: None,
-            event: format!("On-demand analysis job created from job {} for {}", job.job_id, to_run.join(", ")),
-        })
-        .await?;
+    let event = format!("On-demand analysis job created from job {} for {}", job.job_id, to_run.join(", "));
+    let child = state.store.create_child_job(&job, "on_demand", runs, analytics_only, event).await?;
     state.store.add_event(job.job_id, "info", &format!("Child job {} created to run {}", child.job_id, to_run.join(", "))).await?;
     state.wake_worker();
 

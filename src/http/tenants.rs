@@ -7,6 +7,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
+#[allow(unused_imports)]
+use super::openapi::*;
 use super::error::{ApiError, ApiJson, ApiResult};
 use crate::app::AppState;
 use crate::store::Scope;
@@ -53,18 +55,21 @@ fn created(value: impl serde::Serialize) -> ApiResult<(StatusCode, Json<Value>)>
 }
 
 /// `POST /partners`.
+#[utoipa::path(post, path = "/api/v1/partners", tag = "platform", request_body = AnyObject, responses((status = 201, body = AnyObject), (status = 403, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn create_partner(State(state): State<AppState>, caller: Caller, ApiJson(body): ApiJson<NewPartner>) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require_platform()?;
     created(state.store.create_partner(name(&body.name)?).await?)
 }
 
 /// `POST /organizations`.
+#[utoipa::path(post, path = "/api/v1/organizations", tag = "platform", request_body = AnyObject, responses((status = 201, body = AnyObject), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn create_organization(State(state): State<AppState>, caller: Caller, ApiJson(body): ApiJson<NewOrganization>) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require_platform()?;
     created(state.store.create_organization(body.partner_id, name(&body.name)?).await?)
 }
 
 /// `POST /workspaces`.
+#[utoipa::path(post, path = "/api/v1/workspaces", tag = "platform", request_body = AnyObject, responses((status = 201, body = AnyObject), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn create_workspace(State(state): State<AppState>, caller: Caller, ApiJson(body): ApiJson<NewWorkspace>) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require_platform()?;
     if body.min_duration_seconds.is_some_and(|s| s < 0) {
@@ -81,6 +86,7 @@ pub struct WorkspaceSettings {
 }
 
 /// `PATCH /workspaces/{id}`: the ingestion filter.
+#[utoipa::path(patch, path = "/api/v1/workspaces/{workspace_id}", tag = "platform", params(("workspace_id" = i64, Path)), request_body = AnyObject, responses((status = 200, body = AnyObject), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn update_workspace(
     State(state): State<AppState>,
     caller: Caller,
@@ -95,6 +101,7 @@ pub async fn update_workspace(
 }
 
 /// `POST /keys`: a new key; its token is in this answer and nowhere else, ever.
+#[utoipa::path(post, path = "/api/v1/keys", tag = "platform", request_body = AnyObject, responses((status = 201, description = "The token is shown here only", body = AnyObject), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn create_key(State(state): State<AppState>, caller: Caller, ApiJson(body): ApiJson<NewKey>) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require_platform()?;
     let scope = match (body.scope_type.as_str(), body.scope_id) {
@@ -113,6 +120,7 @@ pub async fn create_key(State(state): State<AppState>, caller: Caller, ApiJson(b
 }
 
 /// `DELETE /keys/{id}`.
+#[utoipa::path(delete, path = "/api/v1/keys/{key_id}", tag = "platform", params(("key_id" = i64, Path)), responses((status = 204), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn revoke_key(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> ApiResult<StatusCode> {
     caller.require_platform()?;
     state.store.revoke_key(id).await?;

@@ -199,6 +199,38 @@ impl Store {
         self.job(job_id).await
     }
 
+    /// Creates a child job of `parent` in `analyzing`: same workspace, the
+    /// parent's transcript (shared, not copied) and source references, its own
+    /// `analytics_only`.
+    pub async fn create_child_job(
+        &self,
+        parent: &JobRow,
+        kind: &'static str,
+        runs: Vec<NewRun>,
+        analytics_only: bool,
+        event: String,
+    ) -> StoreResult<JobRow> {
+        let transcript = parent.transcript_sha256.clone().ok_or(StoreError::NotFound("transcript"))?;
+        self.create_job(NewJob {
+            workspace_id: parent.workspace_id,
+            parent_job_id: Some(parent.job_id),
+            kind,
+            status: "analyzing",
+            algorithm_ids: runs.iter().map(|r| r.algorithm_id.clone()).collect(),
+            runs,
+            analytics_only,
+            transcript: TranscriptSource::Existing(transcript),
+            source_call_id: parent.source_call_id.clone(),
+            source_company_id: parent.source_company_id.clone(),
+            recording_url: parent.recording_url.clone(),
+            contacted_at: parent.contacted_at.clone(),
+            duration_seconds: None,
+            error: None,
+            event,
+        })
+        .await
+    }
+
     async fn insert_runs(tx: &mut sqlx::SqliteConnection, job_id: i64, runs: &[NewRun], now: &str) -> StoreResult<()> {
         for run in runs {
             let config = run.config.to_string();

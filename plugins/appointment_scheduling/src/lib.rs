@@ -226,9 +226,7 @@ impl Algorithm for AppointmentScheduling {
     }
 
     fn run(transcript: &Transcript, config: Config) -> Result<Output, AlgorithmError> {
-        if !transcript.has_speech() {
-            return Err(AlgorithmError::InvalidTranscript("the transcript has no speech".into()));
-        }
+        transcript.require_speech()?;
         Ok(analyse(transcript, &config))
     }
 }

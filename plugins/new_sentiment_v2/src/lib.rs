@@ -254,9 +254,7 @@ impl Algorithm for NewSentimentV2 {
     }
 
     fn run(transcript: &Transcript, config: Config) -> Result<Output, AlgorithmError> {
-        if !transcript.has_speech() {
-            return Err(AlgorithmError::InvalidTranscript("the transcript has no speech".into()));
-        }
+        transcript.require_speech()?;
         if let Some(c) = &config.customer_speaker
             && !transcript.speakers().contains(&c.as_str())
         {

@@ -76,9 +76,7 @@ impl Algorithm for RiseDdsV4 {
     }
 
     fn run(transcript: &Transcript, _config: ()) -> Result<Output, AlgorithmError> {
-        if !transcript.has_speech() {
-            return Err(AlgorithmError::InvalidTranscript("the transcript has no speech".into()));
-        }
+        transcript.require_speech()?;
         Ok(classify(transcript))
     }
 }

@@ -142,9 +142,7 @@ impl Algorithm for SentimentV1 {
     }
 
     fn run(transcript: &Transcript, _config: ()) -> Result<Output, AlgorithmError> {
-        if !transcript.has_speech() {
-            return Err(AlgorithmError::InvalidTranscript("the transcript has no speech".into()));
-        }
+        transcript.require_speech()?;
         Ok(analyse(transcript))
     }
 }

@@ -1,0 +1,168 @@
+//! The OpenAPI document (`GET /api/v1/openapi.json`), generated from the
+//! handlers' `#[utoipa::path]` annotations, and the schemas they name. The
+//! interactive page at `/docs` serves Swagger UI from the binary (no CDN).
+
+use utoipa::openapi::schema::{ObjectBuilder, Schema};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::RefOr;
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+
+use super::{algorithms, calls, jobs, on_demand, runs, tenants};
+
+/// Every error: `{"detail": "..."}`.
+#[derive(ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong and what to change.
+    pub detail: String,
+}
+
+/// A JSON object (shape described in the API guide).
+pub struct AnyObject;
+
+impl PartialSchema for AnyObject {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new().description(Some("A JSON object; see docs/api.md")).into()
+    }
+}
+
+impl ToSchema for AnyObject {}
+
+/// Body of `POST /jobs/{job_id}/run-algorithms`.
+#[derive(ToSchema)]
+pub struct RunAlgorithmsRequest {
+    /// 1 to 10 algorithm IDs; duplicates are removed, first occurrence order kept.
+    pub algorithm_ids: Vec<String>,
+    /// Skip webhook delivery (default true).
+    pub analytics_only: Option<bool>,
+    /// Run even if the algorithms already ran (default false).
+    pub force_rerun: Option<bool>,
+}
+
+/// A run that makes the request (partly) idempotent.
+#[derive(ToSchema)]
+pub struct ExistingRunDoc {
+    /// The run.
+    pub algorithm_run_id: i64,
+    /// Its algorithm.
+    pub algorithm_id: String,
+    /// completed, pending or running.
+    pub status: String,
+    /// The job it belongs to (the original or a child).
+    pub job_id: i64,
+}
+
+/// 202 of `run-algorithms` (and of retry).
+#[derive(ToSchema)]
+pub struct RunAlgorithmsAccepted {
+    /// The child job.
+    pub job_id: i64,
+    /// The original job.
+    pub parent_job_id: i64,
+    /// What the child runs.
+    pub algorithm_ids: Vec<String>,
+    /// `analyzing`.
+    pub status: String,
+    /// `On-demand analysis job created`.
+    pub message: String,
+    /// Requested algorithms that already ran and are not run again.
+    pub existing_runs: Option<Vec<ExistingRunDoc>>,
+}
+
+/// 200 of `run-algorithms` when everything already ran.
+#[derive(ToSchema)]
+pub struct AlreadyRan {
+    /// `Algorithms already ran on this job`.
+    pub message: String,
+    /// The runs.
+    pub existing_runs: Vec<ExistingRunDoc>,
+    /// `Use force_rerun=true to run again`.
+    pub hint: String,
+}
+
+/// 202 of ingestion.
+#[derive(ToSchema)]
+pub struct JobCreated {
+    /// The job.
+    pub job_id: i64,
+    /// analyzing, transcribing or skipped.
+    pub status: String,
+}
+
+/// A page of jobs.
+#[derive(ToSchema)]
+pub struct JobList {
+    /// Jobs, newest first; each has `job_id`.
+    pub jobs: Vec<AnyObject>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Body of `POST /calls/transcript`.
+#[derive(ToSchema)]
+pub struct IngestTranscriptDoc {
+    /// Required for partner, organization and platform keys.
+    pub workspace_id: Option<i64>,
+    /// `{language?, duration_ms?, segments: [{speaker, start_ms, end_ms, text, confidence?}]}` or `Speaker: text` lines.
+    pub transcript: AnyObject,
+    /// Default: the workspace's assigned algorithms.
+    pub algorithm_ids: Option<Vec<String>>,
+    /// Default false.
+    pub analytics_only: Option<bool>,
+    /// Your call ID.
+    pub source_call_id: Option<String>,
+    /// Your company ID.
+    pub source_company_id: Option<String>,
+    /// Where the recording is.
+    pub recording_url: Option<String>,
+    /// RFC 3339.
+    pub contacted_at: Option<String>,
+}
+
+/// Body of `POST /calls/audio`.
+#[derive(ToSchema)]
+pub struct IngestAudioDoc {
+    /// Required for partner, organization and platform keys.
+    pub workspace_id: Option<i64>,
+    /// http(s) URL of the recording.
+    pub recording_url: String,
+    /// Length, for the duration filter.
+    pub duration_seconds: Option<f64>,
+    /// Default: the workspace's assigned algorithms.
+    pub algorithm_ids: Option<Vec<String>>,
+    /// Default false.
+    pub analytics_only: Option<bool>,
+    /// Your call ID.
+    pub source_call_id: Option<String>,
+    /// Your company ID.
+    pub source_company_id: Option<String>,
+    /// RFC 3339.
+    pub contacted_at: Option<String>,
+}
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))));
+    }
+}
+
+/// The OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "gensail", description = "Call-analytics algorithms as sandboxed WebAssembly plugins: jobs, child jobs, algorithm runs."),
+    paths(
+        calls::ingest_transcript, calls::ingest_audio,
+        jobs::list, jobs::lookup, jobs::get, jobs::logs, jobs::attach_transcript, jobs::update_status, jobs::retry, jobs::retry_by_source,
+        on_demand::run_algorithms,
+        runs::for_job, runs::get,
+        algorithms::list, algorithms::assign, algorithms::unassign, algorithms::set_scope,
+        tenants::create_partner, tenants::create_organization, tenants::create_workspace, tenants::update_workspace, tenants::create_key, tenants::revoke_key,
+    ),
+    components(schemas(ErrorBody, RunAlgorithmsRequest, RunAlgorithmsAccepted, AlreadyRan, ExistingRunDoc, JobCreated, JobList, IngestTranscriptDoc, IngestAudioDoc)),
+    modifiers(&Security),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+pub struct ApiDoc;
