@@ -134,11 +134,11 @@ async fn end_to_end() {
 }
 
 async fn creation() {
-    let b = start(false).await;
-    let w = b.workspace().await;
     // Without a worker, parents are marked done by hand so that only creation is timed.
     let mut medians = Vec::new();
     for (label, words) in [("1-minute", 150), ("10-hour", 100_000)] {
+        let b = start(false).await;
+        let w = b.workspace().await;
         let t = transcript_of_words(words);
         let id = b.post("/api/v1/calls/transcript", json!({"workspace_id": w, "transcript": t, "algorithm_ids": ["sentiment_v1"]})).await["job_id"]
             .as_i64()

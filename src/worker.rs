@@ -162,7 +162,6 @@ async fn process(state: &AppState, config: &WorkerConfig, claimed: ClaimedJob) {
 async fn execute_run(state: &AppState, job_id: i64, run_id: i64, algorithm_id: &str, config_json: &str, transcript: Option<&Transcript>) {
     let store = &state.store;
     let outcome = async {
-        store.start_run(run_id).await?;
         let Some(transcript) = transcript else {
             store.fail_run(run_id, json!({"kind": "no_transcript", "message": "the job has no transcript"})).await?;
             return Ok::<_, crate::store::StoreError>(format!("{algorithm_id} failed: the job has no transcript"));

@@ -183,12 +183,11 @@ async fn a_job_interrupted_by_a_crash_resumes_without_running_anything_twice() {
     let store = s.state.store.clone();
     let lease = gensail::clock::format(s.clock.now_plus(30));
     let ClaimedJob { runs, .. } = store.claim_job("crashed-worker", &lease).await.unwrap().expect("job to claim");
-    // The dead worker finished the first run and was in the middle of the second.
+    // The dead worker finished the first run; the others were running when it died.
     let transcript = store.transcript(&store.job(job).await.unwrap().transcript_sha256.unwrap()).await.unwrap();
-    store.start_run(runs[0].0).await.unwrap();
     let report = s.state.engine.run(&runs[0].1, &transcript, &runs[0].2).await.unwrap();
     assert!(store.finish_run(runs[0].0, &report).await.unwrap());
-    store.start_run(runs[1].0).await.unwrap();
+    assert_eq!(store.run(runs[1].0).await.unwrap().status, "running");
     let first = store.run(runs[0].0).await.unwrap();
 
     // Restart with a worker. The lease is still live: nothing happens yet.
@@ -203,6 +202,8 @@ async fn a_job_interrupted_by_a_crash_resumes_without_running_anything_twice() {
     let runs_now = runs_now["runs"].as_array().unwrap();
     assert!(runs_now.iter().all(|r| r["status"] == "completed"));
     let again = runs_now.iter().find(|r| r["algorithm_run_id"] == first.algorithm_run_id).unwrap();
+    let interrupted = store.run(runs[1].0).await.unwrap();
+    assert_eq!(interrupted.status, "completed");
     assert_eq!(again["finished_at"].as_str(), first.finished_at.as_deref(), "the completed run was not run again");
     assert_eq!(again["result"], first.result.unwrap());
 }

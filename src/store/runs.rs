@@ -130,6 +130,7 @@ impl Store {
 
     /// Claims the oldest job that has work and no live lease: `queued` or
     /// `analyzing` jobs whose lease is absent or expired (a dead worker's).
+    /// Its runs that are not completed are marked running.
     pub async fn claim_job(&self, worker: &str, lease_until: &str) -> StoreResult<Option<ClaimedJob>> {
         let now = self.now();
         let claimed = sqlx::query(
@@ -146,13 +147,20 @@ impl Store {
         .await?;
         let Some(row) = claimed else { return Ok(None) };
         let job = self.job(row.get("id")).await?;
-        let runs = sqlx::query("SELECT id, algorithm_id, config FROM algorithm_runs WHERE job_id = $1 AND status != 'completed' ORDER BY id")
-            .bind(job.job_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| (r.get("id"), r.get("algorithm_id"), r.get("config")))
-            .collect();
+        // Every run not yet completed starts now (one write for all of them).
+        let runs = sqlx::query(
+            "UPDATE algorithm_runs SET status = 'running', started_at = $1, attempts = attempts + 1
+             WHERE job_id = $2 AND status != 'completed' RETURNING id, algorithm_id, config",
+        )
+        .bind(&now)
+        .bind(job.job_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| (r.get("id"), r.get("algorithm_id"), r.get("config")))
+        .collect::<Vec<(i64, String, String)>>();
+        let mut runs = runs;
+        runs.sort_by_key(|r| r.0);
         Ok(Some(ClaimedJob { job, runs }))
     }
 
@@ -166,16 +174,6 @@ impl Store {
             .await?
             .rows_affected();
         Ok(changed == 1)
-    }
-
-    /// Marks a run as started.
-    pub async fn start_run(&self, run_id: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE algorithm_runs SET status = 'running', started_at = $1, attempts = attempts + 1 WHERE id = $2 AND status != 'completed'")
-            .bind(self.now())
-            .bind(run_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     /// Stores a run's report. A run already completed (by a worker whose lease
