@@ -192,31 +192,34 @@ pub async fn serve(config: ServeConfig, demo: bool) -> anyhow::Result<()> {
     if demo {
         crate::demo::seed(&state).await?;
     }
+    // Install the signal handlers before announcing the address: a SIGTERM
+    // that arrives right after must shut down gracefully, not kill the process.
+    let shutdown = shutdown_signal()?;
     let server = Server::bind(state, &config).await?;
     tracing::info!(address = %server.local_addr(), "gensail is serving");
     println!("gensail is serving on http://{}", server.local_addr());
-    server.run(shutdown_signal()).await
+    server.run(shutdown).await
 }
 
-/// SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Resolves on SIGINT or SIGTERM; the handlers are registered when this is called.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
-    tracing::info!("shutting down: no new requests; finishing in-flight work");
+        tracing::info!("shutting down: no new requests; finishing in-flight work");
+    })
+}
+
+/// Resolves on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

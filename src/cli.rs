@@ -76,6 +76,15 @@ pub struct ServeArgs {
     /// Runs executing at once (default: the number of cores).
     #[arg(long, env = "GENSAIL_MAX_CONCURRENT_RUNS")]
     pub max_concurrent_runs: Option<usize>,
+    /// Default fuel limit of a run (algorithms may override).
+    #[arg(long, env = "GENSAIL_RUN_FUEL")]
+    pub run_fuel: Option<u64>,
+    /// Default wall-clock limit of a run, in milliseconds.
+    #[arg(long, env = "GENSAIL_RUN_TIMEOUT_MS")]
+    pub run_timeout_ms: Option<u64>,
+    /// Default memory limit of a run, in bytes.
+    #[arg(long, env = "GENSAIL_RUN_MEMORY_BYTES")]
+    pub run_memory_bytes: Option<u64>,
 }
 
 /// Arguments of `gensail algorithms run`.
@@ -182,7 +191,14 @@ async fn run(engine: &Engine, args: RunArgs) -> anyhow::Result<ExitCode> {
 
 async fn serve(data_dir: PathBuf, engine: EngineConfig, args: ServeArgs) -> anyhow::Result<()> {
     let mut config = crate::app::ServeConfig::new(data_dir);
-    config.engine = EngineConfig { max_concurrent_runs: args.max_concurrent_runs.unwrap_or(engine.max_concurrent_runs), ..engine };
+    let defaults = LimitOverrides { fuel: args.run_fuel, timeout_ms: args.run_timeout_ms, memory_bytes: args.run_memory_bytes, ..Default::default() }
+        .apply(engine.default_limits);
+    config.engine = EngineConfig {
+        max_concurrent_runs: args.max_concurrent_runs.unwrap_or(engine.max_concurrent_runs),
+        default_limits: defaults,
+        max_memory_bytes: engine.max_memory_bytes.max(defaults.memory_bytes),
+        ..engine
+    };
     if let Some(bind) = args.bind {
         config.bind = bind;
     }

@@ -20,6 +20,20 @@ fn fixture(name: &str) -> String {
     format!("{}/plugins/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// GET over a plain TCP socket (this test has no async runtime).
+mod reqwest {
+    pub fn blocking_get_status(url: &str) -> u16 {
+        use std::io::{Read, Write};
+        let host = url.trim_start_matches("http://").split('/').next().unwrap();
+        let path = &url[url.find(host).unwrap() + host.len()..];
+        let mut stream = std::net::TcpStream::connect(host).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+}
+
 fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
@@ -129,4 +143,45 @@ fn bad_arguments_say_what_to_fix() {
     std::fs::write(&bad, "no speaker here\n").unwrap();
     let out = gensail(data.path(), &["algorithms", "run", "sentiment_v1", "--transcript", bad.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 1 has no speaker label"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn serve_demo_answers_and_shuts_down_cleanly_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gensail"))
+        .args(["serve", "--demo", "--bind", "127.0.0.1:0", "--run-timeout-ms", "2000"])
+        .env("GENSAIL_DATA_DIR", data.path())
+        .env_remove("GENSAIL_PLATFORM_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    let address = loop {
+        let line = lines.next().expect("gensail printed its address").unwrap();
+        if let Some(a) = line.strip_prefix("gensail is serving on ") {
+            break a.to_owned();
+        }
+        printed.push(line);
+    };
+    let text = printed.join("\n");
+    assert!(text.contains("Platform token (shown once"), "{text}");
+    for scope in ["workspace key:", "organization key:", "partner key:", "sample call jobs: 1, 2, 3, 4, 5, 6"] {
+        assert!(text.contains(scope), "{scope} missing in {text}");
+    }
+    let health = reqwest::blocking_get_status(&format!("{address}/healthz"));
+    assert_eq!(health, 200);
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "gensail did not stop on SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(data.path().join("gensail.db").exists());
 }
