@@ -86,10 +86,19 @@ fn percentile(samples: &mut [Duration], p: f64) -> Duration {
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    // `cargo bench --bench api -- creation` runs one part; no argument runs all.
+    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     runtime.block_on(async {
-        end_to_end().await;
-        creation().await;
-        reads().await;
+        if wanted("end_to_end") {
+            end_to_end().await;
+        }
+        if wanted("creation") {
+            creation().await;
+        }
+        if wanted("reads") {
+            reads().await;
+        }
     });
 }
 

@@ -80,6 +80,19 @@ async fn bench() {
             t.elapsed()
         })
         .collect();
+    // Where the wasm time goes: the same transcript through a guest that only counts words
+    // (instantiate + lower the transcript + a trivial output), with and without fuel.
+    let echo = engine.load("hostile_v1", &wasm("hostile"), LimitOverrides::default()).await.unwrap();
+    let echo_samples: Vec<Duration> = {
+        let mut v = Vec::new();
+        for _ in 0..200 {
+            let t = Instant::now();
+            engine.run_loaded(&echo, &hour, r#"{"mode":"echo"}"#).await;
+            v.push(t.elapsed());
+        }
+        v
+    };
+    println!("(b) breakdown: passing the transcript to a guest that only counts words: {:.2} ms", median(echo_samples).as_secs_f64() * 1e3);
     let (w, n) = (median(wasm_samples), median(native_samples));
     println!("(b) sentiment_v1, 1-hour transcript ({words} words): wasm {:.2} ms, native {:.2} ms, ratio {:.2}",
         w.as_secs_f64() * 1e3, n.as_secs_f64() * 1e3, w.as_secs_f64() / n.as_secs_f64());

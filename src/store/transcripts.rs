@@ -28,25 +28,28 @@ impl Store {
         let content = serde_json::to_string(transcript).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let sha256 = hex::encode(Sha256::digest(content.as_bytes()));
         let speech = transcript.segments.iter().filter(|s| !s.text.trim().is_empty()).count();
-        sqlx::query(
-            "INSERT INTO transcripts (sha256, content, segment_count, word_count, duration_ms, speech_segment_count, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (sha256) DO NOTHING",
+        let inserted = sqlx::query(
+            "INSERT INTO transcripts (sha256, segment_count, word_count, duration_ms, speech_segment_count, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sha256) DO NOTHING",
         )
         .bind(&sha256)
-        .bind(&content)
         .bind(transcript.segments.len() as i64)
         .bind(transcript.word_count() as i64)
         .bind(transcript.duration_ms as i64)
         .bind(speech as i64)
         .bind(now)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            sqlx::query("INSERT INTO transcript_contents (sha256, content) VALUES ($1, $2)").bind(&sha256).bind(&content).execute(&mut *tx).await?;
+        }
         Ok(sha256)
     }
 
     /// The transcript with this hash.
     pub async fn transcript(&self, sha256: &str) -> StoreResult<Transcript> {
-        let row = sqlx::query("SELECT content FROM transcripts WHERE sha256 = $1")
+        let row = sqlx::query("SELECT content FROM transcript_contents WHERE sha256 = $1")
             .bind(sha256)
             .fetch_optional(&self.pool)
             .await?
