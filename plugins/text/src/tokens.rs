@@ -17,38 +17,42 @@ pub struct Token {
 /// Splits text into tokens. Punctuation separates words; an apostrophe or a
 /// hyphen inside a word is kept ("don't", "follow-up"); `@` and `.` inside a
 /// word are kept too, so e-mail addresses stay one token.
+///
+/// One pass over the text and one allocation per token (its lowercase form):
+/// algorithms call this on every segment, so it is the hot path of most plugins.
 pub fn tokens(text: &str) -> Vec<Token> {
-    let mut out = Vec::new();
-    let bytes: Vec<(usize, char)> = text.char_indices().collect();
-    let mut i = 0;
-    while i < bytes.len() {
-        let (start, c) = bytes[i];
+    let mut out = Vec::with_capacity(text.len() / 5);
+    let mut chars = text.char_indices().peekable();
+    while let Some((start, c)) = chars.next() {
         if !c.is_alphanumeric() {
-            i += 1;
             continue;
         }
-        let mut j = i + 1;
-        while j < bytes.len() {
-            let ch = bytes[j].1;
-            let joins = matches!(ch, '\'' | '\u{2019}' | '-' | '@' | '.' | '_')
-                && bytes.get(j + 1).is_some_and(|(_, n)| n.is_alphanumeric());
-            if ch.is_alphanumeric() || joins {
-                j += 1;
+        let mut norm = String::with_capacity(12);
+        push_lower(&mut norm, c);
+        let mut end = start + c.len_utf8();
+        while let Some(&(at, ch)) = chars.peek() {
+            if ch.is_alphanumeric() {
+                push_lower(&mut norm, ch);
+            } else if matches!(ch, '\'' | '\u{2019}' | '-' | '@' | '.' | '_') && text[at + ch.len_utf8()..].starts_with(char::is_alphanumeric) {
+                norm.push(if ch == '\u{2019}' { '\'' } else { ch });
             } else {
                 break;
             }
+            end = at + ch.len_utf8();
+            chars.next();
         }
-        let end = bytes.get(j).map_or(text.len(), |(p, _)| *p);
-        let ends_clause = bytes.get(j).is_some_and(|(_, n)| matches!(n, '.' | '!' | '?' | ';' | ','));
-        out.push(Token {
-            norm: text[start..end].to_lowercase().replace('\u{2019}', "'"),
-            start,
-            end,
-            ends_clause,
-        });
-        i = j;
+        let ends_clause = text[end..].starts_with(['.', '!', '?', ';', ',']);
+        out.push(Token { norm, start, end, ends_clause });
     }
     out
+}
+
+fn push_lower(out: &mut String, c: char) {
+    if c.is_ascii() {
+        out.push(c.to_ascii_lowercase());
+    } else {
+        out.extend(c.to_lowercase());
+    }
 }
 
 #[cfg(test)]
@@ -59,6 +63,16 @@ mod tests {
     fn keeps_contractions_and_emails() {
         let t: Vec<String> = tokens("I don't know, email maria.g@example.com!").into_iter().map(|t| t.norm).collect();
         assert_eq!(t, ["i", "don't", "know", "email", "maria.g@example.com"]);
+    }
+
+    #[test]
+    fn positions_and_curly_apostrophes() {
+        let text = "Ça va? Don\u{2019}t—worry";
+        let t = tokens(text);
+        let norms: Vec<&str> = t.iter().map(|t| t.norm.as_str()).collect();
+        assert_eq!(norms, ["ça", "va", "don't", "worry"]);
+        assert_eq!(&text[t[2].start..t[2].end], "Don\u{2019}t");
+        assert!(t[1].ends_clause);
     }
 
     #[test]
