@@ -150,7 +150,8 @@ pub struct JobFilter {
 /// The SQL condition for "a workspace the scope reaches", with the scope's ID as `$1`.
 pub(super) fn scope_condition(scope: &Scope) -> &'static str {
     match scope {
-        Scope::Platform => "($1 IS NULL OR 1 = 1)",
+        // A platform key has no scope ID: `$1` is NULL and every workspace matches.
+        Scope::Platform => "$1 IS NULL",
         Scope::Partner(_) => {
             "workspace_id IN (SELECT w.id FROM workspaces w JOIN organizations o ON o.id = w.organization_id WHERE o.partner_id = $1)"
         }
