@@ -27,6 +27,10 @@ pub struct AppState {
     pub work_available: Arc<Notify>,
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Encrypts stored webhook secrets.
+    pub secrets: crate::secrets::SecretBox,
+    /// Checks webhook URLs against the address rules and allowlist.
+    pub outbound: crate::outbound::OutboundGuard,
 }
 
 impl AppState {
@@ -49,6 +53,8 @@ pub struct ServeConfig {
     pub platform_token: Option<String>,
     /// Extra components to load at start.
     pub plugins_dir: Option<PathBuf>,
+    /// Hosts, IPs or CIDRs webhooks may reach although they are private (`GENSAIL_WEBHOOK_ALLOWLIST`).
+    pub webhook_allowlist: String,
     /// Rate limits.
     pub rate_limits: RateLimitConfig,
     /// Run the job worker in this process.
@@ -69,6 +75,7 @@ impl ServeConfig {
             database_url: None,
             platform_token: None,
             plugins_dir: None,
+            webhook_allowlist: String::new(),
             rate_limits: RateLimitConfig::default(),
             worker: true,
             worker_config: WorkerConfig::default(),
@@ -102,6 +109,8 @@ pub async fn build_state(config: &ServeConfig, clock: SharedClock) -> anyhow::Re
         engine,
         work_available: Arc::new(Notify::new()),
         metrics: crate::metrics::Metrics::new(),
+        secrets: crate::secrets::SecretBox::load(&config.data_dir)?,
+        outbound: crate::outbound::OutboundGuard::parse(&config.webhook_allowlist)?,
     };
     Ok((state, generated))
 }

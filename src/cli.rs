@@ -211,6 +211,7 @@ async fn serve(data_dir: PathBuf, engine: EngineConfig, args: ServeArgs) -> anyh
         partner_per_minute: args.rate_limit_partner,
     };
     config.plugins_dir = args.plugins_dir;
+    config.webhook_allowlist = std::env::var("GENSAIL_WEBHOOK_ALLOWLIST").unwrap_or_default();
     crate::app::serve(config, args.demo).await
 }
 

@@ -15,6 +15,8 @@
 //! - [`worker`]: claims jobs with a lease and runs their algorithms.
 //! - [`ratelimit`]: per-key limits by scope.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`outbound`]: the guard on outbound (webhook) addresses.
+//! - [`secrets`]: encryption of stored webhook secrets.
 //! - [`clock`]: the service clock (manual in tests).
 //! - [`demo`]: `serve --demo` seed data.
 //! - [`bundled`]: the bundled algorithm components, embedded at build time, and loading them.
@@ -26,6 +28,8 @@ pub mod clock;
 pub mod demo;
 pub mod http;
 pub mod metrics;
+pub mod outbound;
 pub mod ratelimit;
+pub mod secrets;
 pub mod store;
 pub mod worker;

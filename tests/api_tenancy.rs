@@ -216,7 +216,7 @@ async fn openapi_document_and_offline_docs_page() {
     let client = reqwest::Client::new();
     let doc: serde_json::Value = client.get(format!("{}/api/v1/openapi.json", s.base)).send().await.unwrap().json().await.unwrap();
     let paths = doc["paths"].as_object().unwrap();
-    for path in ["/api/v1/jobs/{job_id}/run-algorithms", "/api/v1/jobs", "/api/v1/calls/transcript", "/api/v1/algorithm-runs/{run_id}", "/api/v1/keys"] {
+    for path in ["/api/v1/jobs/{job_id}/run-algorithms", "/api/v1/jobs", "/api/v1/calls/transcript", "/api/v1/algorithm-runs/{run_id}", "/api/v1/keys", "/api/v1/config/{entity_type}/{entity_id}/webhook-credential"] {
         assert!(paths.contains_key(path), "{path} missing from the OpenAPI document");
     }
     let op = &doc["paths"]["/api/v1/jobs/{job_id}/run-algorithms"]["post"];

@@ -42,6 +42,22 @@ impl Caller {
         }
     }
 
+    /// Whether the key's scope covers a partner, organization or workspace
+    /// (the entity itself or one above it).
+    pub async fn covers(&self, state: &AppState, entity: crate::store::Entity) -> ApiResult<bool> {
+        use crate::store::Entity;
+        Ok(match (self.scope(), entity) {
+            (Scope::Platform, _) => true,
+            (Scope::Partner(p), Entity::Partner(id)) => p == id,
+            (Scope::Partner(p), Entity::Organization(id)) => state.store.organization(id).await?.partner_id == p,
+            (Scope::Partner(_), Entity::Workspace(id)) => self.reaches(&state.store.workspace(id).await?),
+            (Scope::Organization(o), Entity::Organization(id)) => o == id,
+            (Scope::Organization(_), Entity::Workspace(id)) => self.reaches(&state.store.workspace(id).await?),
+            (Scope::Workspace(w), Entity::Workspace(id)) => w == id,
+            _ => false,
+        })
+    }
+
     /// The job's workspace, or 403 when the key does not reach it.
     pub async fn check_job(&self, state: &AppState, job: &JobRow) -> ApiResult<Workspace> {
         let workspace = state.store.workspace(job.workspace_id).await?;

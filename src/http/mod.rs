@@ -7,6 +7,7 @@
 //! - [`validate`]: shared request checks and their messages.
 //! - [`calls`]: ingestion. [`jobs`]: jobs. [`on_demand`]: `run-algorithms`.
 //! - [`runs`]: algorithm runs. [`algorithms`]: availability. [`tenants`]: the platform API.
+//! - [`webhooks`]: webhook endpoint and credential configuration.
 //! - [`openapi`]: the OpenAPI document and the offline Swagger UI at `/docs`.
 
 pub mod algorithms;
@@ -19,6 +20,7 @@ pub mod openapi;
 pub mod runs;
 pub mod tenants;
 pub mod validate;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::State;
@@ -58,6 +60,14 @@ pub fn router(state: AppState) -> Router {
         .route("/workspaces/{workspace_id}", patch(tenants::update_workspace))
         .route("/workspaces/{workspace_id}/algorithms", post(algorithms::assign))
         .route("/workspaces/{workspace_id}/algorithms/{algorithm_id}", delete(algorithms::unassign))
+        .route(
+            "/config/{entity_type}/{entity_id}/webhook",
+            put(webhooks::put_endpoint).get(webhooks::get_endpoint).delete(webhooks::delete_endpoint),
+        )
+        .route(
+            "/config/{entity_type}/{entity_id}/webhook-credential",
+            put(webhooks::put_credential).get(webhooks::get_credential).delete(webhooks::delete_credential),
+        )
         .route("/keys", post(tenants::create_key))
         .route("/keys/{key_id}", delete(tenants::revoke_key))
         .fallback(not_found)

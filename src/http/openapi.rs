@@ -7,7 +7,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::RefOr;
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-use super::{algorithms, calls, jobs, on_demand, runs, tenants};
+use super::{algorithms, calls, jobs, on_demand, runs, tenants, webhooks};
 
 /// Every error: `{"detail": "..."}`.
 #[derive(ToSchema)]
@@ -160,6 +160,8 @@ impl Modify for Security {
         runs::for_job, runs::get,
         algorithms::list, algorithms::assign, algorithms::unassign, algorithms::set_scope,
         tenants::create_partner, tenants::create_organization, tenants::create_workspace, tenants::update_workspace, tenants::create_key, tenants::revoke_key,
+        webhooks::put_endpoint, webhooks::get_endpoint, webhooks::delete_endpoint,
+        webhooks::put_credential, webhooks::get_credential, webhooks::delete_credential,
     ),
     components(schemas(ErrorBody, RunAlgorithmsRequest, RunAlgorithmsAccepted, AlreadyRan, ExistingRunDoc, JobCreated, JobList, IngestTranscriptDoc, IngestAudioDoc)),
     modifiers(&Security),

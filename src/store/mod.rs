@@ -13,6 +13,7 @@
 //! - `jobs`: jobs, child jobs, listing and lookup.
 //! - `runs`: algorithm runs and the worker's claims on jobs.
 //! - `events`: the job log.
+//! - `webhooks`: webhook endpoints and outbound credentials.
 
 mod algorithms;
 mod events;
@@ -21,6 +22,7 @@ mod keys;
 mod runs;
 mod tenants;
 mod transcripts;
+mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -33,6 +35,7 @@ pub use algorithms::AlgorithmRow;
 pub use events::JobEvent;
 pub use jobs::{JobFilter, JobRow, NewJob, NewRun, TranscriptSource};
 pub use transcripts::TranscriptSummary;
+pub use webhooks::{CredentialRow, EndpointRow, Entity};
 pub use keys::{ApiKey, Scope};
 pub use runs::{ClaimedJob, ExistingRun, RunRow};
 pub use tenants::{Organization, Partner, Workspace};
