@@ -31,6 +31,8 @@ pub struct AppState {
     pub secrets: crate::secrets::SecretBox,
     /// Checks webhook URLs against the address rules and allowlist.
     pub outbound: crate::outbound::OutboundGuard,
+    /// Wakes the delivery worker when deliveries are written.
+    pub deliveries_due: Arc<Notify>,
 }
 
 impl AppState {
@@ -61,6 +63,8 @@ pub struct ServeConfig {
     pub worker: bool,
     /// Worker settings.
     pub worker_config: WorkerConfig,
+    /// Webhook delivery settings (the delivery worker runs with the job worker).
+    pub delivery: crate::delivery::DeliveryConfig,
     /// Engine settings.
     pub engine: EngineConfig,
 }
@@ -79,6 +83,7 @@ impl ServeConfig {
             rate_limits: RateLimitConfig::default(),
             worker: true,
             worker_config: WorkerConfig::default(),
+            delivery: crate::delivery::DeliveryConfig::default(),
         }
     }
 }
@@ -111,6 +116,7 @@ pub async fn build_state(config: &ServeConfig, clock: SharedClock) -> anyhow::Re
         metrics: crate::metrics::Metrics::new(),
         secrets: crate::secrets::SecretBox::load(&config.data_dir)?,
         outbound: crate::outbound::OutboundGuard::parse(&config.webhook_allowlist)?,
+        deliveries_due: Arc::new(Notify::new()),
     };
     Ok((state, generated))
 }
@@ -143,14 +149,14 @@ async fn load_plugins_dir(engine: &Engine, store: &Store, dir: &std::path::Path)
 pub struct Server {
     listener: TcpListener,
     state: AppState,
-    worker: Option<WorkerConfig>,
+    worker: Option<(WorkerConfig, crate::delivery::DeliveryConfig)>,
 }
 
 impl Server {
     /// Binds the listener.
     pub async fn bind(state: AppState, config: &ServeConfig) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(config.bind).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
-        Ok(Self { listener, state, worker: config.worker.then(|| config.worker_config.clone()) })
+        Ok(Self { listener, state, worker: config.worker.then(|| (config.worker_config.clone(), config.delivery.clone())) })
     }
 
     /// The bound address.
@@ -162,9 +168,9 @@ impl Server {
     /// worker finish or release its jobs, and returns.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let worker = self.worker.map(|config| {
+        let worker = self.worker.map(|(config, delivery)| {
             let worker = Worker::new(self.state.clone(), config);
-            tokio::spawn(worker.run(stop_rx.clone()))
+            (tokio::spawn(worker.run(stop_rx.clone())), tokio::spawn(crate::delivery::run(self.state.clone(), delivery, stop_rx.clone())))
         });
         let limits = self.state.rate_limits.clone();
         let mut janitor_stop = stop_rx.clone();
@@ -183,8 +189,9 @@ impl Server {
                 let _ = stop_tx.send(true);
             })
             .await?;
-        if let Some(worker) = worker {
+        if let Some((worker, delivery)) = worker {
             worker.await?;
+            delivery.await?;
         }
         janitor.abort();
         Ok(())

@@ -13,6 +13,7 @@
 //! - [`http`]: the API, one file per resource.
 //! - [`store`]: every database read and write (sqlx, SQLite).
 //! - [`worker`]: claims jobs with a lease and runs their algorithms.
+//! - [`delivery`]: sends signed webhooks from the outbox.
 //! - [`ratelimit`]: per-key limits by scope.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`outbound`]: the guard on outbound (webhook) addresses.
@@ -25,6 +26,7 @@ pub mod app;
 pub mod bundled;
 pub mod cli;
 pub mod clock;
+pub mod delivery;
 pub mod demo;
 pub mod http;
 pub mod metrics;

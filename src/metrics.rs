@@ -38,6 +38,13 @@ pub struct AlgorithmLabels {
     pub algorithm_id: String,
 }
 
+/// Labels of delivery attempts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    /// delivered, retry, failed or disabled.
+    pub outcome: String,
+}
+
 /// Labels of the jobs gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabels {
@@ -58,6 +65,8 @@ pub struct Metrics {
     pub fuel: Family<AlgorithmLabels, Counter>,
     /// Jobs by status (set at scrape time from the database).
     pub jobs: Family<StatusLabels, Gauge>,
+    /// Webhook delivery attempts by outcome.
+    pub deliveries: Family<DeliveryLabels, Counter>,
 }
 
 impl Metrics {
@@ -71,12 +80,14 @@ impl Metrics {
         );
         let fuel = Family::<AlgorithmLabels, Counter>::default();
         let jobs = Family::<StatusLabels, Gauge>::default();
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
         registry.register("http_requests", "HTTP requests answered", requests.clone());
         registry.register("algorithm_runs", "Algorithm runs finished, by algorithm and outcome", runs.clone());
         registry.register("algorithm_run_seconds", "Wall time of algorithm runs", run_seconds.clone());
         registry.register("algorithm_fuel", "Fuel consumed by algorithm runs", fuel.clone());
         registry.register("jobs", "Jobs by status", jobs.clone());
-        Arc::new(Self { registry, requests, runs, run_seconds, fuel, jobs })
+        registry.register("webhook_delivery_attempts", "Webhook delivery attempts by outcome", deliveries.clone());
+        Arc::new(Self { registry, requests, runs, run_seconds, fuel, jobs, deliveries })
     }
 
     /// Records a finished run.

@@ -152,6 +152,8 @@ async fn process(state: &AppState, config: &WorkerConfig, claimed: ClaimedJob) {
         }
     }
     heartbeat.abort();
+    // Runs of a delivering job wrote deliveries: let the delivery worker look now.
+    state.deliveries_due.notify_one();
     match state.store.finish_job(job_id, &config.id).await {
         Ok(Some(status)) => tracing::info!(job_id, status, "job settled"),
         Ok(None) => tracing::warn!(job_id, "job not settled: runs left or lease lost"),

@@ -141,6 +141,13 @@ pub async fn get(State(state): State<AppState>, caller: Caller, Path(job_id): Pa
     Ok(Json(job_view(&state, job).await?))
 }
 
+/// `GET /jobs/{id}/deliveries`: every webhook delivery of the job with each attempt.
+#[utoipa::path(get, path = "/api/v1/jobs/{job_id}/deliveries", tag = "webhooks", params(("job_id" = i64, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn deliveries(State(state): State<AppState>, caller: Caller, Path(job_id): Path<i64>) -> ApiResult<Json<Value>> {
+    visible_job(&state, &caller, job_id).await?;
+    Ok(Json(json!({ "job_id": job_id, "deliveries": state.store.deliveries_for_job(job_id).await? })))
+}
+
 /// `GET /jobs/{id}/logs`.
 #[utoipa::path(get, path = "/api/v1/jobs/{job_id}/logs", tag = "jobs", params(("job_id" = i64, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn logs(State(state): State<AppState>, caller: Caller, Path(job_id): Path<i64>) -> ApiResult<Json<Value>> {
@@ -266,7 +273,15 @@ async fn retry_job(state: &AppState, job: JobRow, mode: Option<&str>) -> ApiResu
     match mode.unwrap_or("rerun") {
         "rerun" => rerun_failed(state, job).await,
         "requeue" => requeue(state, job).await.map(|v| (StatusCode::OK, Json(v))),
-        other => Err(ApiError::unprocessable(format!("mode {other:?} is not a retry mode: use \"rerun\" or \"requeue\""))),
+        "redeliver" => {
+            let queued = state.store.redeliver(job.job_id).await?;
+            if queued == 0 {
+                return Err(ApiError::bad_request("Job has no webhook deliveries to send again (it is analytics_only, or no webhook was configured when it was created)"));
+            }
+            state.deliveries_due.notify_one();
+            Ok((StatusCode::ACCEPTED, Json(json!({"job_id": job.job_id, "deliveries_queued": queued, "message": "Deliveries queued again with the same delivery IDs"}))))
+        }
+        other => Err(ApiError::unprocessable(format!("mode {other:?} is not a retry mode: use \"rerun\", \"requeue\" or \"redeliver\""))),
     }
 }
 

@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/jobs/retry", post(jobs::retry_by_source))
         .route("/jobs/{job_id}", get(jobs::get))
         .route("/jobs/{job_id}/logs", get(jobs::logs))
+        .route("/jobs/{job_id}/deliveries", get(jobs::deliveries))
         .route("/jobs/{job_id}/runs", get(runs::for_job))
         .route("/jobs/{job_id}/transcript", put(jobs::attach_transcript))
         .route("/jobs/{job_id}/status", patch(jobs::update_status))

@@ -155,7 +155,7 @@ impl Modify for Security {
     info(title = "gensail", description = "Call-analytics algorithms as sandboxed WebAssembly plugins: jobs, child jobs, algorithm runs."),
     paths(
         calls::ingest_transcript, calls::ingest_audio,
-        jobs::list, jobs::lookup, jobs::get, jobs::logs, jobs::attach_transcript, jobs::update_status, jobs::retry, jobs::retry_by_source,
+        jobs::list, jobs::lookup, jobs::get, jobs::logs, jobs::deliveries, jobs::attach_transcript, jobs::update_status, jobs::retry, jobs::retry_by_source,
         on_demand::run_algorithms,
         runs::for_job, runs::get,
         algorithms::list, algorithms::assign, algorithms::unassign, algorithms::set_scope,

@@ -164,6 +164,9 @@ impl Store {
     /// Creates a job with one pending run per algorithm, in one transaction.
     pub async fn create_job(&self, new: NewJob) -> StoreResult<JobRow> {
         let now = self.now();
+        // Read before the transaction: a transaction that reads first cannot
+        // always upgrade to a write under SQLite WAL.
+        let webhook = if new.analytics_only { None } else { self.nearest_endpoint(new.workspace_id).await? };
         let mut tx = self.pool.begin().await?;
         let transcript_sha256 = match &new.transcript {
             TranscriptSource::None => None,
@@ -173,8 +176,9 @@ impl Store {
         let final_now = matches!(new.status, "completed" | "skipped" | "failed").then_some(&now);
         let job_id = sqlx::query(
             "INSERT INTO jobs (workspace_id, parent_job_id, kind, status, requested_algorithm_ids, analytics_only, transcript_sha256,
-                 source_call_id, source_company_id, recording_url, contacted_at, duration_seconds, error, created_at, updated_at, completed_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)",
+                 source_call_id, source_company_id, recording_url, contacted_at, duration_seconds, error, created_at, updated_at, completed_at,
+                 webhook_entity_type, webhook_entity_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16, $17)",
         )
         .bind(new.workspace_id)
         .bind(new.parent_job_id)
@@ -191,6 +195,8 @@ impl Store {
         .bind(&new.error)
         .bind(&now)
         .bind(final_now)
+        .bind(webhook.map(|e| e.type_name()))
+        .bind(webhook.map(|e| e.id()))
         .execute(&mut *tx)
         .await?
         .last_insert_rowid();

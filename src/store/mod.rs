@@ -14,8 +14,10 @@
 //! - `runs`: algorithm runs and the worker's claims on jobs.
 //! - `events`: the job log.
 //! - `webhooks`: webhook endpoints and outbound credentials.
+//! - `deliveries`: the webhook outbox and its attempts.
 
 mod algorithms;
+mod deliveries;
 mod events;
 mod jobs;
 mod keys;
@@ -32,6 +34,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub use algorithms::AlgorithmRow;
+pub use deliveries::{AttemptOutcome, DeliveryView, DeliveryWork};
 pub use events::JobEvent;
 pub use jobs::{JobFilter, JobRow, NewJob, NewRun, TranscriptSource};
 pub use transcripts::TranscriptSummary;

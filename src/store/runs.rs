@@ -176,10 +176,13 @@ impl Store {
         Ok(changed == 1)
     }
 
-    /// Stores a run's report. A run already completed (by a worker whose lease
-    /// this one outlived) is left alone: no run completes twice.
+    /// Stores a run's report and, when the job delivers webhooks, its
+    /// delivery, in one transaction (the outbox). A run already completed (by
+    /// a worker whose lease this one outlived) is left alone: no run completes twice.
     pub async fn finish_run(&self, run_id: i64, report: &RunReport) -> StoreResult<bool> {
         let error = report.error.as_ref().map(|e| serde_json::to_string(e).expect("errors serialize"));
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
         let changed = sqlx::query(
             "UPDATE algorithm_runs SET status = $1, algorithm_version = $2, component_sha256 = $3, result = $4, error = $5,
                  fuel_consumed = $6, duration_ms = $7, peak_memory_bytes = $8, logs = $9, logs_truncated = $10, finished_at = $11
@@ -195,22 +198,34 @@ impl Store {
         .bind(report.peak_memory_bytes as i64)
         .bind(&report.logs)
         .bind(report.logs_truncated as i64)
-        .bind(self.now())
+        .bind(&now)
         .bind(run_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        if changed == 1 {
+            Self::enqueue_delivery(&mut tx, run_id, &now).await?;
+        }
+        tx.commit().await?;
         Ok(changed == 1)
     }
 
-    /// Fails a run the engine could not even start (its algorithm is not loaded).
+    /// Fails a run the engine could not even start (its algorithm is not
+    /// loaded); a failed run is delivered like any other.
     pub async fn fail_run(&self, run_id: i64, error: serde_json::Value) -> StoreResult<()> {
-        sqlx::query("UPDATE algorithm_runs SET status = 'failed', error = $1, finished_at = $2 WHERE id = $3 AND status != 'completed'")
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let changed = sqlx::query("UPDATE algorithm_runs SET status = 'failed', error = $1, finished_at = $2 WHERE id = $3 AND status != 'completed'")
             .bind(error.to_string())
-            .bind(self.now())
+            .bind(&now)
             .bind(run_id)
-            .execute(&self.pool)
-            .await?;
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if changed == 1 {
+            Self::enqueue_delivery(&mut tx, run_id, &now).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -225,13 +240,13 @@ impl Store {
         // waits for it, instead of failing to upgrade a read snapshot.
         let settled = sqlx::query(
             "UPDATE jobs SET
-                 status = (SELECT CASE WHEN SUM(status = 'failed') IS NULL OR SUM(status = 'failed') = 0 THEN 'completed'
+                 analysis_outcome = (SELECT CASE WHEN SUM(status = 'failed') IS NULL OR SUM(status = 'failed') = 0 THEN 'completed'
                                        WHEN SUM(status = 'completed') = 0 THEN 'failed' ELSE 'partial' END
                            FROM algorithm_runs WHERE job_id = $1),
-                 lease_owner = NULL, lease_expires_at = NULL, updated_at = $2, completed_at = $2
+                 lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
              WHERE id = $1 AND lease_owner = $3
                AND NOT EXISTS (SELECT 1 FROM algorithm_runs WHERE job_id = $1 AND status IN ('pending', 'running'))
-             RETURNING status,
+             RETURNING analysis_outcome AS status,
                  (SELECT COUNT(*) FROM algorithm_runs WHERE job_id = $1) AS total,
                  (SELECT COUNT(*) FROM algorithm_runs WHERE job_id = $1 AND status = 'failed') AS failed",
         )
@@ -241,11 +256,24 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = settled else { return Ok(None) };
-        let (status, total, failed): (String, i64, i64) = (row.get("status"), row.get("total"), row.get("failed"));
-        if status == "failed" {
+        let (outcome, total, failed): (String, i64, i64) = (row.get("status"), row.get("total"), row.get("failed"));
+        // While webhook deliveries are pending the job is `publishing`; the
+        // delivery worker sets the outcome when the last one settles.
+        let status: String = sqlx::query(
+            "UPDATE jobs SET status = CASE WHEN EXISTS (SELECT 1 FROM deliveries WHERE job_id = $1 AND status = 'pending')
+                                      THEN 'publishing' ELSE analysis_outcome END,
+                 completed_at = CASE WHEN EXISTS (SELECT 1 FROM deliveries WHERE job_id = $1 AND status = 'pending') THEN NULL ELSE $2 END
+             WHERE id = $1 RETURNING status",
+        )
+        .bind(job_id)
+        .bind(&now)
+        .fetch_one(&mut *tx)
+        .await?
+        .get("status");
+        if outcome == "failed" {
             sqlx::query("UPDATE jobs SET error = 'every algorithm run failed' WHERE id = $1").bind(job_id).execute(&mut *tx).await?;
         }
-        let message = format!("{status}: {} of {total} runs completed, {failed} failed", total - failed);
+        let message = format!("{outcome}: {} of {total} runs completed, {failed} failed", total - failed);
         Self::add_event_in(&mut tx, job_id, if failed > 0 { "warn" } else { "info" }, &message, &now).await?;
         tx.commit().await?;
         Ok(Some(status))

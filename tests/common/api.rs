@@ -81,6 +81,7 @@ impl TestServer {
         config.plugins_dir = Some(hostile_plugins_dir());
         config.worker_config.poll_interval = Duration::from_millis(25);
         config.worker_config.shutdown_grace = Duration::from_secs(5);
+        config.delivery.poll_interval = Duration::from_millis(25);
         configure(&mut config);
         let shared: SharedClock = clock.clone();
         let (state, _) = build_state(&config, shared).await.expect("server state");
@@ -185,6 +186,19 @@ impl TestServer {
                 return r.body;
             }
             assert!(std::time::Instant::now() < deadline, "job {job_id} did not finish: {}", r.body);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Polls until the job has finished its analysis (publishing or final); returns the status.
+    pub async fn wait_publishing(&self, token: &str, job_id: i64) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = self.get(token, &format!("/api/v1/jobs/{job_id}")).await.body["status"].as_str().unwrap().to_owned();
+            if status != "analyzing" && status != "queued" {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "job {job_id} stayed {status}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

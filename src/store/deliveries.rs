@@ -1,0 +1,253 @@
+//! The webhook outbox: one delivery per run of a job that delivers, written
+//! with the run; claimed by the delivery worker with a lease; every attempt
+//! recorded.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Entity, Store, StoreResult};
+
+/// A delivery the worker holds.
+#[derive(Debug, Clone)]
+pub struct DeliveryWork {
+    /// Row ID.
+    pub id: i64,
+    /// The stable delivery ID sent to the receiver.
+    pub delivery_id: String,
+    /// The job.
+    pub job_id: i64,
+    /// The run whose result is delivered.
+    pub algorithm_run_id: i64,
+    /// Whose endpoint.
+    pub entity: Entity,
+    /// Attempts made before this one.
+    pub attempts: i64,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone)]
+pub enum AttemptOutcome {
+    /// 2xx.
+    Delivered,
+    /// Try again at this time.
+    Retry(String),
+    /// Gave up after the last attempt.
+    Failed,
+    /// The receiver answered 410 Gone: the endpoint is disabled.
+    Disabled,
+}
+
+/// One attempt as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptView {
+    /// When.
+    pub at: String,
+    /// The receiver's status code, if it answered.
+    pub status_code: Option<i64>,
+    /// How long the request took.
+    pub latency_ms: Option<f64>,
+    /// What went wrong.
+    pub error: Option<String>,
+}
+
+/// A delivery as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryView {
+    /// The stable delivery ID (header `webhook-id`).
+    pub delivery_id: String,
+    /// The run delivered.
+    pub algorithm_run_id: i64,
+    /// `pending`, `delivered`, `failed` or `disabled`.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// When the next attempt is due (pending only).
+    pub next_attempt_at: Option<String>,
+    /// The last status code.
+    pub last_status_code: Option<i64>,
+    /// The last error.
+    pub last_error: Option<String>,
+    /// Created with the run.
+    pub created_at: String,
+    /// Settled.
+    pub finished_at: Option<String>,
+    /// Every attempt, oldest first.
+    pub attempt_log: Vec<AttemptView>,
+}
+
+impl Store {
+    /// The nearest level (workspace, organization, partner) with a webhook endpoint.
+    pub async fn nearest_endpoint(&self, workspace_id: i64) -> StoreResult<Option<Entity>> {
+        let workspace = self.workspace(workspace_id).await?;
+        for entity in [Entity::Workspace(workspace.id), Entity::Organization(workspace.organization_id), Entity::Partner(workspace.partner_id)] {
+            if self.endpoint(entity).await?.is_some() {
+                return Ok(Some(entity));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Adds the delivery of a finished run when its job delivers (inside the run's transaction).
+    pub(super) async fn enqueue_delivery(tx: &mut sqlx::SqliteConnection, run_id: i64, now: &str) -> StoreResult<()> {
+        let delivery_id = format!("dlv_{}", hex::encode(rand::random::<[u8; 16]>()));
+        sqlx::query(
+            "INSERT INTO deliveries (delivery_id, job_id, algorithm_run_id, entity_type, entity_id, status, next_attempt_at, created_at)
+             SELECT $1, j.id, r.id, j.webhook_entity_type, j.webhook_entity_id, 'pending', $2, $2
+             FROM algorithm_runs r JOIN jobs j ON j.id = r.job_id
+             WHERE r.id = $3 AND j.webhook_entity_type IS NOT NULL AND j.analytics_only = 0",
+        )
+        .bind(delivery_id)
+        .bind(now)
+        .bind(run_id)
+        .execute(tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Claims up to `limit` due deliveries whose lease is absent or expired.
+    pub async fn claim_deliveries(&self, worker: &str, lease_until: &str, limit: i64) -> StoreResult<Vec<DeliveryWork>> {
+        let now = self.now();
+        let rows = sqlx::query(
+            "UPDATE deliveries SET lease_owner = $1, lease_expires_at = $2
+             WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $3
+                                 AND (lease_expires_at IS NULL OR lease_expires_at < $3) ORDER BY next_attempt_at LIMIT $4)
+             RETURNING id, delivery_id, job_id, algorithm_run_id, entity_type, entity_id, attempts",
+        )
+        .bind(worker)
+        .bind(lease_until)
+        .bind(&now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                Some(DeliveryWork {
+                    id: r.get("id"),
+                    delivery_id: r.get("delivery_id"),
+                    job_id: r.get("job_id"),
+                    algorithm_run_id: r.get("algorithm_run_id"),
+                    entity: Entity::parse(r.get("entity_type"), r.get("entity_id"))?,
+                    attempts: r.get("attempts"),
+                })
+            })
+            .collect())
+    }
+
+    /// Records an attempt and its outcome; when it settles the job's last
+    /// pending delivery, the job leaves `publishing` for its analysis outcome.
+    pub async fn record_attempt(
+        &self,
+        work: &DeliveryWork,
+        status_code: Option<u16>,
+        latency_ms: Option<f64>,
+        error: Option<&str>,
+        outcome: &AttemptOutcome,
+    ) -> StoreResult<()> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let (status, next) = match outcome {
+            AttemptOutcome::Delivered => ("delivered", None),
+            AttemptOutcome::Retry(at) => ("pending", Some(at.as_str())),
+            AttemptOutcome::Failed => ("failed", None),
+            AttemptOutcome::Disabled => ("disabled", None),
+        };
+        sqlx::query(
+            "UPDATE deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = COALESCE($2, next_attempt_at),
+                 last_status_code = $3, last_error = $4, lease_owner = NULL, lease_expires_at = NULL,
+                 finished_at = CASE WHEN $1 = 'pending' THEN NULL ELSE $5 END
+             WHERE id = $6",
+        )
+        .bind(status)
+        .bind(next)
+        .bind(status_code.map(i64::from))
+        .bind(error)
+        .bind(&now)
+        .bind(work.id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO delivery_attempts (delivery_id, at, status_code, latency_ms, error) VALUES ($1, $2, $3, $4, $5)")
+            .bind(work.id)
+            .bind(&now)
+            .bind(status_code.map(i64::from))
+            .bind(latency_ms)
+            .bind(error)
+            .execute(&mut *tx)
+            .await?;
+        if matches!(outcome, AttemptOutcome::Disabled) {
+            sqlx::query(
+                "UPDATE webhook_endpoints SET disabled_at = $1, disabled_reason = 'the receiver answered 410 Gone' WHERE entity_type = $2 AND entity_id = $3",
+            )
+            .bind(&now)
+            .bind(work.entity.type_name())
+            .bind(work.entity.id())
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE jobs SET status = analysis_outcome, completed_at = $1, updated_at = $1
+             WHERE id = $2 AND status = 'publishing' AND NOT EXISTS (SELECT 1 FROM deliveries WHERE job_id = $2 AND status = 'pending')",
+        )
+        .bind(&now)
+        .bind(work.job_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Queues every delivery of a job again, keeping their delivery IDs (a
+    /// replay); the job is `publishing` until they settle. Returns how many.
+    pub async fn redeliver(&self, job_id: i64) -> StoreResult<u64> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let queued = sqlx::query(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, lease_owner = NULL, lease_expires_at = NULL, finished_at = NULL
+             WHERE job_id = $2",
+        )
+        .bind(&now)
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if queued > 0 {
+            sqlx::query("UPDATE jobs SET status = 'publishing', completed_at = NULL, updated_at = $1 WHERE id = $2 AND analysis_outcome IS NOT NULL")
+                .bind(&now)
+                .bind(job_id)
+                .execute(&mut *tx)
+                .await?;
+            Self::add_event_in(&mut tx, job_id, "info", &format!("{queued} webhook deliveries queued again (redeliver)"), &now).await?;
+        }
+        tx.commit().await?;
+        Ok(queued)
+    }
+
+    /// A job's deliveries with their attempts.
+    pub async fn deliveries_for_job(&self, job_id: i64) -> StoreResult<Vec<DeliveryView>> {
+        let rows = sqlx::query("SELECT * FROM deliveries WHERE job_id = $1 ORDER BY id").bind(job_id).fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let attempts = sqlx::query("SELECT at, status_code, latency_ms, error FROM delivery_attempts WHERE delivery_id = $1 ORDER BY id")
+                .bind(r.get::<i64, _>("id"))
+                .fetch_all(&self.pool)
+                .await?;
+            let status: String = r.get("status");
+            out.push(DeliveryView {
+                delivery_id: r.get("delivery_id"),
+                algorithm_run_id: r.get("algorithm_run_id"),
+                next_attempt_at: (status == "pending").then(|| r.get("next_attempt_at")),
+                status,
+                attempts: r.get("attempts"),
+                last_status_code: r.get("last_status_code"),
+                last_error: r.get("last_error"),
+                created_at: r.get("created_at"),
+                finished_at: r.get("finished_at"),
+                attempt_log: attempts
+                    .iter()
+                    .map(|a| AttemptView { at: a.get("at"), status_code: a.get("status_code"), latency_ms: a.get("latency_ms"), error: a.get("error") })
+                    .collect(),
+            });
+        }
+        Ok(out)
+    }
+}
