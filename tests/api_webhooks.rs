@@ -272,4 +272,35 @@ mod delivery {
         let got = partner_rx.wait_for(2).await;
         assert_eq!(got[1].header("authorization"), "Basic YWNtZTpzM2NyZXQ=");
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn receiver_down_server_restarted_receiver_back_everything_arrives() {
+        let s = with_allowlist().await;
+        let t = s.tenant("Acme").await;
+        // A port with nobody listening (yet).
+        let address = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+        let url = format!("http://{address}/hooks");
+        s.request(Method::PUT, Some(&s.platform), &path("workspace", t.workspace, "webhook"), Some(json!({"url": url}))).await;
+        let job = ingest(&s, &t, false, &["sentiment_v1", "rise_dds_v5"]).await;
+        assert_eq!(s.wait_publishing(&t.workspace_key, job).await, "publishing");
+        // Wait until both deliveries failed once (connection refused).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let d = s.get(&t.workspace_key, &format!("/api/v1/jobs/{job}/deliveries")).await.body;
+            if d["deliveries"].as_array().unwrap().iter().all(|d| d["attempts"] == 1) {
+                assert!(d["deliveries"][0]["last_error"].as_str().unwrap().contains("cannot reach the receiver"), "{d}");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "no failed attempt recorded: {d}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let s = s.restart(|c| c.webhook_allowlist = "127.0.0.1".into()).await;
+        let receiver = Receiver::start_on(&address).await;
+        s.clock.advance(chrono::Duration::minutes(2));
+        s.state.deliveries_due.notify_one();
+        let got = receiver.wait_for(2).await;
+        let ids: std::collections::BTreeSet<&str> = got.iter().map(|r| r.header("webhook-id")).collect();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(s.wait(&t.workspace_key, job).await["status"], "completed");
+    }
 }

@@ -41,8 +41,13 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start() -> Self {
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    /// A receiver on a given address (to come back on the port of one that was down).
+    pub async fn start_on(address: &str) -> Self {
         let mut receiver = Self::default();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(address).await.unwrap();
         receiver.url = format!("http://{}/hooks", listener.local_addr().unwrap());
         let app = axum::Router::new().route("/hooks", axum::routing::post(receive)).with_state(receiver.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
