@@ -303,4 +303,20 @@ mod delivery {
         assert_eq!(ids.len(), 2);
         assert_eq!(s.wait(&t.workspace_key, job).await["status"], "completed");
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redirects_are_not_followed_and_no_credential_sends_no_authorization() {
+        let (s, t, receiver, _) = setup().await;
+        receiver.script(&[(302, None)]);
+        let job = ingest(&s, &t, false, &["sentiment_v1"]).await;
+        let got = receiver.wait_for(1).await;
+        assert_eq!(got[0].header("authorization"), "", "no credential configured");
+        assert_eq!(s.wait_publishing(&t.workspace_key, job).await, "publishing");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(receiver.received().len(), 1, "the redirect was followed");
+        let d = &s.get(&t.workspace_key, &format!("/api/v1/jobs/{job}/deliveries")).await.body["deliveries"][0];
+        assert_eq!(d["status"], "pending");
+        assert_eq!(d["attempt_log"][0]["status_code"], 302);
+        assert!(d["next_attempt_at"].is_string());
+    }
 }

@@ -85,5 +85,9 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
     if let Some(s) = retry_after {
         response.headers_mut().insert("retry-after", s.into());
     }
+    if (300..400).contains(&status) {
+        // Back to this same receiver: a client that follows redirects would be seen twice.
+        response.headers_mut().insert("location", axum::http::HeaderValue::from_static("/hooks"));
+    }
     response
 }
