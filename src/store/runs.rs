@@ -203,11 +203,7 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        if changed == 1 {
-            Self::enqueue_delivery(&mut tx, run_id, &now).await?;
-        }
-        tx.commit().await?;
-        Ok(changed == 1)
+        Self::commit_settled_run(tx, run_id, changed == 1, &now).await
     }
 
     /// Fails a run the engine could not even start (its algorithm is not
@@ -222,11 +218,17 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        if changed == 1 {
-            Self::enqueue_delivery(&mut tx, run_id, &now).await?;
+        Self::commit_settled_run(tx, run_id, changed == 1, &now).await.map(|_| ())
+    }
+
+    /// Ends the transaction that settled a run: a run that was settled now
+    /// gets its webhook delivery in the same transaction (the outbox).
+    async fn commit_settled_run(mut tx: sqlx::Transaction<'_, sqlx::Sqlite>, run_id: i64, settled: bool, now: &str) -> StoreResult<bool> {
+        if settled {
+            Self::enqueue_delivery(&mut tx, run_id, now).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(settled)
     }
 
     /// Settles a job whose runs are all done: `completed` when every run
