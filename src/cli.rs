@@ -47,7 +47,7 @@ pub enum AlgorithmsCommand {
 }
 
 /// Arguments of `gensail serve`.
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "GENSAIL_BIND", default_value = "127.0.0.1:8080")]
@@ -111,7 +111,13 @@ pub struct RunArgs {
 
 /// Parses the arguments, runs the command, and maps failure to a non-zero exit.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if cli.command.is_none() {
+        // No command means `serve`: parse again as such, so its defaults and
+        // environment variables (GENSAIL_BIND, DATABASE_URL, ...) apply exactly
+        // as they do for `gensail serve`.
+        cli = Cli::parse_from(std::env::args_os().chain([std::ffi::OsString::from("serve")]));
+    }
     init_tracing();
     let runtime = tokio::runtime::Runtime::new().expect("start the tokio runtime");
     match runtime.block_on(execute(cli)) {
@@ -129,13 +135,7 @@ fn init_tracing() {
 }
 
 async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
-    let command = cli.command.unwrap_or_else(|| Command::Serve(ServeArgs {
-        bind: Some("127.0.0.1:8080".parse().unwrap()),
-        rate_limit_workspace: 50,
-        rate_limit_organization: 120,
-        rate_limit_partner: 500,
-        ..ServeArgs::default()
-    }));
+    let command = cli.command.expect("main() makes a missing command `serve`");
     let engine_config = EngineConfig { cache_dir: Some(cli.data_dir.join("compile-cache")), ..EngineConfig::default() };
     if let Command::Serve(args) = command {
         serve(cli.data_dir, engine_config, args).await?;

@@ -185,3 +185,26 @@ fn serve_demo_answers_and_shuts_down_cleanly_on_sigterm() {
     assert!(status.success(), "{status:?}");
     assert!(data.path().join("gensail.db").exists());
 }
+
+#[test]
+fn no_command_is_serve_with_its_environment() {
+    use std::io::{BufRead, BufReader};
+    let data = tempfile::tempdir().unwrap();
+    // GENSAIL_BIND must be honoured: with the default 127.0.0.1:8080 this
+    // would collide with anything else on the port instead of taking a free one.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gensail"))
+        .env("GENSAIL_BIND", "127.0.0.1:0")
+        .env("GENSAIL_DATA_DIR", data.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let address = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map(|l| l.unwrap())
+        .find_map(|l| l.strip_prefix("gensail is serving on ").map(str::to_owned))
+        .expect("gensail printed its address");
+    assert!(!address.ends_with(":8080"), "GENSAIL_BIND was ignored: {address}");
+    assert_eq!(reqwest::blocking_get_status(&format!("{address}/healthz")), 200);
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(child.wait().unwrap().success());
+}
