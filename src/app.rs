@@ -33,6 +33,8 @@ pub struct AppState {
     pub outbound: crate::outbound::OutboundGuard,
     /// Wakes the delivery worker when deliveries are written.
     pub deliveries_due: Arc<Notify>,
+    /// Largest component a publish accepts.
+    pub max_component_bytes: usize,
 }
 
 impl AppState {
@@ -53,8 +55,10 @@ pub struct ServeConfig {
     pub database_url: Option<String>,
     /// Platform token to accept (created if new); otherwise one is generated on first start.
     pub platform_token: Option<String>,
-    /// Extra components to load at start.
+    /// A directory of components to publish at start and hot-load while serving.
     pub plugins_dir: Option<PathBuf>,
+    /// Largest component `POST /api/v1/algorithms` accepts.
+    pub max_component_bytes: usize,
     /// Hosts, IPs or CIDRs webhooks may reach although they are private (`GENSAIL_WEBHOOK_ALLOWLIST`).
     pub webhook_allowlist: String,
     /// Rate limits.
@@ -79,6 +83,7 @@ impl ServeConfig {
             database_url: None,
             platform_token: None,
             plugins_dir: None,
+            max_component_bytes: 32 << 20,
             webhook_allowlist: String::new(),
             rate_limits: RateLimitConfig::default(),
             worker: true,
@@ -94,13 +99,6 @@ impl ServeConfig {
 pub async fn build_state(config: &ServeConfig, clock: SharedClock) -> anyhow::Result<(AppState, Option<String>)> {
     let store = Store::open(config.database_url.as_deref(), &config.data_dir, clock.clone()).await?;
     let engine = Engine::new(config.engine.clone())?;
-    for algorithm in crate::bundled::load_all(&engine).await? {
-        let info = &algorithm.info;
-        store.upsert_algorithm(&info.id, &info.version.to_string(), &info.sha256, &info.description, "global").await?;
-    }
-    if let Some(dir) = &config.plugins_dir {
-        load_plugins_dir(&engine, &store, dir).await?;
-    }
     let mut generated = None;
     if let Some(token) = &config.platform_token {
         store.insert_key(Scope::Platform, token).await?;
@@ -117,32 +115,13 @@ pub async fn build_state(config: &ServeConfig, clock: SharedClock) -> anyhow::Re
         secrets: crate::secrets::SecretBox::load(&config.data_dir)?,
         outbound: crate::outbound::OutboundGuard::parse(&config.webhook_allowlist)?,
         deliveries_due: Arc::new(Notify::new()),
+        max_component_bytes: config.max_component_bytes,
     };
+    // The database says which versions are active; load them (the bundled
+    // ones are already compiled, so they are handed over as hints).
+    let bundled = crate::lifecycle::register_bundled(&state).await?;
+    crate::lifecycle::sync_all(&state.engine, &state.store, &bundled).await?;
     Ok((state, generated))
-}
-
-/// Loads every `.wasm` in a directory under the ID its metadata gives. A bad
-/// file is logged and skipped: one broken plugin must not keep the service down.
-async fn load_plugins_dir(engine: &Engine, store: &Store, dir: &std::path::Path) -> anyhow::Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("cannot read plugins directory {}: {e}", dir.display()))?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().is_none_or(|e| e != "wasm") {
-            continue;
-        }
-        match engine.load_file(&path, Default::default()).await {
-            Ok(algorithm) => match engine.registry().install(algorithm.clone()) {
-                Ok(_) => {
-                    let info = &algorithm.info;
-                    store.upsert_algorithm(&info.id, &info.version.to_string(), &info.sha256, &info.description, "global").await?;
-                    tracing::info!(path = %path.display(), id = %info.id, version = %info.version, "loaded plugin");
-                }
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "plugin not loaded"),
-            },
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "plugin not loaded"),
-        }
-    }
-    Ok(())
 }
 
 /// A server bound to its port, not yet serving (tests read the port first).
@@ -150,13 +129,22 @@ pub struct Server {
     listener: TcpListener,
     state: AppState,
     worker: Option<(WorkerConfig, crate::delivery::DeliveryConfig)>,
+    plugins: Option<(PathBuf, crate::lifecycle::watch::Seen)>,
 }
 
 impl Server {
-    /// Binds the listener.
+    /// Publishes the plugins directory's components (if any) and binds the listener.
     pub async fn bind(state: AppState, config: &ServeConfig) -> anyhow::Result<Self> {
+        let plugins = match &config.plugins_dir {
+            Some(dir) => {
+                let mut seen = crate::lifecycle::watch::Seen::new();
+                crate::lifecycle::watch::scan(&state, dir, &mut seen).await?;
+                Some((dir.clone(), seen))
+            }
+            None => None,
+        };
         let listener = TcpListener::bind(config.bind).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
-        Ok(Self { listener, state, worker: config.worker.then(|| (config.worker_config.clone(), config.delivery.clone())) })
+        Ok(Self { listener, state, worker: config.worker.then(|| (config.worker_config.clone(), config.delivery.clone())), plugins })
     }
 
     /// The bound address.
@@ -172,6 +160,7 @@ impl Server {
             let worker = Worker::new(self.state.clone(), config);
             (tokio::spawn(worker.run(stop_rx.clone())), tokio::spawn(crate::delivery::run(self.state.clone(), delivery, stop_rx.clone())))
         });
+        let watcher = self.plugins.map(|(dir, seen)| tokio::spawn(crate::lifecycle::watch::run(self.state.clone(), dir, seen, stop_rx.clone())));
         let limits = self.state.rate_limits.clone();
         let mut janitor_stop = stop_rx.clone();
         let janitor = tokio::spawn(async move {
@@ -192,6 +181,9 @@ impl Server {
         if let Some((worker, delivery)) = worker {
             worker.await?;
             delivery.await?;
+        }
+        if let Some(watcher) = watcher {
+            watcher.await?;
         }
         janitor.abort();
         Ok(())

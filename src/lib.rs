@@ -12,6 +12,7 @@
 //! - [`app`]: shared state, start-up, serving with graceful shutdown.
 //! - [`http`]: the API, one file per resource.
 //! - [`store`]: every database read and write (sqlx, SQLite).
+//! - [`lifecycle`]: publishing, activating and rolling back algorithm versions; directory hot-load.
 //! - [`worker`]: claims jobs with a lease and runs their algorithms.
 //! - [`delivery`]: sends signed webhooks from the outbox.
 //! - [`ratelimit`]: per-key limits by scope.
@@ -29,6 +30,7 @@ pub mod clock;
 pub mod delivery;
 pub mod demo;
 pub mod http;
+pub mod lifecycle;
 pub mod metrics;
 pub mod outbound;
 pub mod ratelimit;

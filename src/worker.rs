@@ -169,7 +169,7 @@ async fn execute_run(state: &AppState, job_id: i64, run_id: i64, algorithm_id: &
             return Ok::<_, crate::store::StoreError>(format!("{algorithm_id} failed: the job has no transcript"));
         };
         let Some(algorithm) = state.engine.registry().get(algorithm_id) else {
-            let message = format!("algorithm {algorithm_id} is not loaded on this server");
+            let message = format!("algorithm {algorithm_id} is not active on this server (disabled, or its version failed to load)");
             store.fail_run(run_id, json!({"kind": "unavailable", "message": message})).await?;
             return Ok(format!("{algorithm_id} failed: {message}"));
         };

@@ -112,6 +112,24 @@ impl Engine {
     /// registered; see [`Registry::install`].
     pub async fn load(&self, id: &str, bytes: &[u8], overrides: LimitOverrides) -> Result<Arc<LoadedAlgorithm>, LoadError> {
         component::check_id(id)?;
+        let algorithm = self.load_any(bytes, overrides).await?;
+        if algorithm.info.id != id {
+            return Err(LoadError::IdMismatch { expected: id.to_owned(), found: algorithm.info.id.clone() });
+        }
+        Ok(algorithm)
+    }
+
+    /// Validates, compiles and pre-links a component under the ID its own
+    /// metadata gives (what a publish does: the ID comes from the plugin).
+    pub async fn load_any(&self, bytes: &[u8], overrides: LimitOverrides) -> Result<Arc<LoadedAlgorithm>, LoadError> {
+        let limits = self.limits(overrides)?;
+        let (info, pre) = self.validate(bytes).await?;
+        Ok(Arc::new(LoadedAlgorithm { info, limits, pre }))
+    }
+
+    /// The engine's default limits with `overrides` applied, refused when they
+    /// ask for more memory than the pooling allocator's slots hold.
+    pub fn limits(&self, overrides: LimitOverrides) -> Result<crate::Limits, LoadError> {
         let limits = overrides.apply(self.inner.config.default_limits);
         if limits.memory_bytes > self.inner.config.max_memory_bytes {
             return Err(LoadError::Limits(format!(
@@ -119,18 +137,12 @@ impl Engine {
                 limits.memory_bytes, self.inner.config.max_memory_bytes
             )));
         }
-        let (info, pre) = self.validate(bytes).await?;
-        if info.id != id {
-            return Err(LoadError::IdMismatch { expected: id.to_owned(), found: info.id });
-        }
-        Ok(Arc::new(LoadedAlgorithm { info, limits, pre }))
+        Ok(limits)
     }
 
     /// Reads a component file and loads it under the ID its metadata gives.
     pub async fn load_file(&self, path: &Path, overrides: LimitOverrides) -> Result<Arc<LoadedAlgorithm>, LoadError> {
-        let bytes = read(path)?;
-        let info = self.inspect(&bytes).await?;
-        self.load(&info.id, &bytes, overrides).await
+        self.load_any(&read(path)?, overrides).await
     }
 
     async fn validate(&self, bytes: &[u8]) -> Result<(ComponentInfo, crate::bindings::AlgorithmPre<RunState>), LoadError> {

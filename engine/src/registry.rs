@@ -38,6 +38,13 @@ impl Registry {
         }
     }
 
+    /// Makes `algorithm` the one served under its ID whatever its version
+    /// (a rollback, or the version a database says is active); returns the
+    /// one it replaced. Runs in flight finish on the old one.
+    pub fn activate(&self, algorithm: Arc<LoadedAlgorithm>) -> Option<Arc<LoadedAlgorithm>> {
+        self.algorithms.insert(algorithm.info.id.clone(), algorithm)
+    }
+
     /// The algorithm loaded under `id`.
     pub fn get(&self, id: &str) -> Option<Arc<LoadedAlgorithm>> {
         self.algorithms.get(id).map(|a| a.clone())

@@ -1,8 +1,13 @@
-//! Algorithms: what a workspace may run, assignment and scope (platform keys).
+//! Algorithms: what a key may run, one algorithm's state, its scope, and
+//! disabling and enabling it. Versions (publish, activate, rollback, compare)
+//! are in `algorithm_versions`; workspace assignment in `workspace_algorithms`.
+//!
+//! Who may do what: any key sees global algorithms and those available to a
+//! workspace it reaches. Platform keys manage every algorithm; a partner key
+//! manages the algorithms scoped to its partner or to one of its organizations.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -11,7 +16,7 @@ use super::auth::Caller;
 use super::openapi::*;
 use super::error::{ApiError, ApiJson, ApiResult};
 use crate::app::AppState;
-use crate::store::Scope;
+use crate::store::{AlgorithmRow, Scope};
 
 /// Query of `GET /algorithms`.
 #[derive(Debug, Deserialize)]
@@ -26,50 +31,11 @@ pub struct ListQuery {
 pub async fn list(State(state): State<AppState>, caller: Caller, query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<Json<Value>> {
     let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
     if caller.scope() == Scope::Platform && query.workspace_id.is_none() {
-        let mut all = Vec::new();
-        for loaded in state.engine.registry().list() {
-            all.push(state.store.algorithm(&loaded.info.id).await?);
-        }
-        return Ok(Json(json!({ "algorithms": all })));
+        return Ok(Json(json!({ "algorithms": state.store.all_algorithms().await? })));
     }
     let workspace = caller.workspace(&state, query.workspace_id).await?;
     let algorithms = state.store.available_algorithms(&workspace).await?;
     Ok(Json(json!({ "workspace_id": workspace.id, "algorithms": algorithms })))
-}
-
-/// Body of `POST /workspaces/{id}/algorithms`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Assign {
-    algorithm_id: String,
-    config: Option<Value>,
-}
-
-/// `POST /workspaces/{id}/algorithms`: makes an algorithm available to (and
-/// run by default in) a workspace, with an optional config.
-#[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/algorithms", tag = "platform", params(("workspace_id" = i64, Path)), request_body = AnyObject, responses((status = 201, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
-pub async fn assign(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(workspace_id): Path<i64>,
-    ApiJson(body): ApiJson<Assign>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require_platform()?;
-    if body.config.as_ref().is_some_and(|c| !c.is_object()) {
-        return Err(ApiError::unprocessable("config must be a JSON object"));
-    }
-    state.store.workspace(workspace_id).await?;
-    state.store.algorithm(&body.algorithm_id).await.map_err(|_| ApiError::NotFound(format!("Algorithm {} not found", body.algorithm_id)))?;
-    state.store.assign_algorithm(workspace_id, &body.algorithm_id, body.config.as_ref()).await?;
-    Ok((StatusCode::CREATED, Json(json!({"workspace_id": workspace_id, "algorithm_id": body.algorithm_id, "config": body.config}))))
-}
-
-/// `DELETE /workspaces/{id}/algorithms/{algorithm_id}`.
-#[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/algorithms/{algorithm_id}", tag = "platform", params(("workspace_id" = i64, Path), ("algorithm_id" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
-pub async fn unassign(State(state): State<AppState>, caller: Caller, Path((workspace_id, algorithm_id)): Path<(i64, String)>) -> ApiResult<StatusCode> {
-    caller.require_platform()?;
-    state.store.unassign_algorithm(workspace_id, &algorithm_id).await?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Body of `PATCH /algorithms/{id}`.
@@ -90,22 +56,118 @@ pub async fn set_scope(
     ApiJson(body): ApiJson<ScopeChange>,
 ) -> ApiResult<Json<Value>> {
     caller.require_platform()?;
-    match (body.scope_type.as_str(), body.scope_id) {
-        ("global" | "workspace", None) => {}
-        ("workspace", Some(_)) => return Err(ApiError::unprocessable("scope_type workspace takes no scope_id: assign the algorithm to workspaces instead")),
-        ("global", Some(_)) => return Err(ApiError::unprocessable("a global algorithm has no scope_id")),
-        ("partner", Some(id)) => {
-            state.store.partner(id).await?;
-        }
-        ("organization", Some(id)) => {
-            state.store.organization(id).await?;
-        }
-        ("partner" | "organization", None) => return Err(ApiError::unprocessable(format!("scope_id is required for scope_type {}", body.scope_type))),
-        (other, _) => {
-            return Err(ApiError::unprocessable(format!(
-                "scope_type must be global, partner, organization or workspace (assigned workspaces only), not {other:?}"
-            )));
+    check_scope(&state, &body.scope_type, body.scope_id).await?;
+    Ok(Json(serde_json::to_value(state.store.set_algorithm_scope(&algorithm_id, &body.scope_type, body.scope_id).await?).map_err(anyhow::Error::from)?))
+}
+
+/// Checks a scope: its type is known and its `scope_id` names an existing
+/// partner or organization when (and only when) the type needs one.
+pub(super) async fn check_scope(state: &AppState, scope_type: &str, scope_id: Option<i64>) -> ApiResult<()> {
+    match (scope_type, scope_id) {
+        ("global" | "workspace", None) => Ok(()),
+        ("workspace", Some(_)) => Err(ApiError::unprocessable("scope_type workspace takes no scope_id: assign the algorithm to workspaces instead")),
+        ("global", Some(_)) => Err(ApiError::unprocessable("a global algorithm has no scope_id")),
+        ("partner", Some(id)) => state.store.partner(id).await.map(|_| ()).map_err(|_| ApiError::NotFound(format!("Partner {id} not found"))),
+        ("organization", Some(id)) => state.store.organization(id).await.map(|_| ()).map_err(|_| ApiError::NotFound(format!("Organization {id} not found"))),
+        ("partner" | "organization", None) => Err(ApiError::unprocessable(format!("scope_id is required for scope_type {scope_type}"))),
+        (other, _) => Err(ApiError::unprocessable(format!(
+            "scope_type must be global, partner, organization or workspace (assigned workspaces only), not {other:?}"
+        ))),
+    }
+}
+
+/// Whether the caller manages algorithms of this scope (publishes versions,
+/// activates, rolls back, disables).
+pub(super) async fn may_manage(state: &AppState, caller: &Caller, scope_type: &str, scope_id: Option<i64>) -> ApiResult<bool> {
+    Ok(match (caller.scope(), scope_type, scope_id) {
+        (Scope::Platform, _, _) => true,
+        (Scope::Partner(p), "partner", Some(id)) => p == id,
+        (Scope::Partner(p), "organization", Some(id)) => state.store.organization(id).await.is_ok_and(|o| o.partner_id == p),
+        _ => false,
+    })
+}
+
+/// The algorithm, if the caller may see it; 404 otherwise (an algorithm out
+/// of reach is not revealed).
+pub(super) async fn visible(state: &AppState, caller: &Caller, id: &str) -> ApiResult<AlgorithmRow> {
+    let not_found = || ApiError::NotFound(format!("Algorithm {id} not found"));
+    let row = match state.store.algorithm(id).await {
+        Ok(row) => row,
+        Err(crate::store::StoreError::NotFound(_)) => return Err(not_found()),
+        Err(e) => return Err(e.into()),
+    };
+    if may_manage(state, caller, &row.scope_type, row.scope_id).await? || state.store.algorithm_visible(id, caller.scope()).await? {
+        Ok(row)
+    } else {
+        Err(not_found())
+    }
+}
+
+/// The algorithm, if the caller manages it: 404 when it cannot see it, 403 when it can but does not manage it.
+pub(super) async fn managed(state: &AppState, caller: &Caller, id: &str) -> ApiResult<AlgorithmRow> {
+    let row = visible(state, caller, id).await?;
+    if may_manage(state, caller, &row.scope_type, row.scope_id).await? {
+        Ok(row)
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "Not authorized to manage {id}: it is a {} algorithm; platform keys manage every algorithm, partner keys only their own",
+            row.scope_type
+        )))
+    }
+}
+
+/// `GET /algorithms/{id}`: the algorithm, its active version, its version
+/// history and golden jobs.
+#[utoipa::path(get, path = "/api/v1/algorithms/{algorithm_id}", tag = "algorithms", params(("algorithm_id" = String, Path)), responses((status = 200, body = AnyObject), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+pub async fn get(State(state): State<AppState>, caller: Caller, Path(algorithm_id): Path<String>) -> ApiResult<Json<Value>> {
+    let row = visible(&state, &caller, &algorithm_id).await?;
+    Ok(Json(describe(&state, row).await?))
+}
+
+/// An algorithm with what `GET /algorithms/{id}` adds to the row.
+pub(super) async fn describe(state: &AppState, row: AlgorithmRow) -> ApiResult<Value> {
+    let id = row.algorithm_id.clone();
+    let mut value = serde_json::to_value(&row).map_err(anyhow::Error::from)?;
+    value["active_version"] = if row.status == "inactive" { Value::Null } else { json!(row.version) };
+    value["loaded_version"] = json!(state.engine.registry().get(&id).map(|a| a.info.version.to_string()));
+    value["previous_version"] = json!(state.store.previous_version(&id).await?);
+    value["versions"] = json!(state.store.versions(&id).await?);
+    value["golden_job_ids"] = json!(state.store.goldens(&id).await?);
+    Ok(value)
+}
+
+/// `POST /algorithms/{id}/disable`: new runs of the algorithm are refused
+/// (requests naming it get 400 "Algorithms not available"); runs in flight
+/// finish; queued runs fail as `unavailable`. Its versions are kept.
+#[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/disable", tag = "algorithms", params(("algorithm_id" = String, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+pub async fn disable(State(state): State<AppState>, caller: Caller, Path(algorithm_id): Path<String>) -> ApiResult<Json<Value>> {
+    set_status(&state, &caller, &algorithm_id, "disabled").await
+}
+
+/// `POST /algorithms/{id}/enable`: serves the active version again.
+#[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/enable", tag = "algorithms", params(("algorithm_id" = String, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+pub async fn enable(State(state): State<AppState>, caller: Caller, Path(algorithm_id): Path<String>) -> ApiResult<Json<Value>> {
+    set_status(&state, &caller, &algorithm_id, "active").await
+}
+
+async fn set_status(state: &AppState, caller: &Caller, id: &str, status: &str) -> ApiResult<Json<Value>> {
+    let row = managed(state, caller, id).await?;
+    if row.status == "inactive" {
+        return Err(ApiError::Conflict(format!(
+            "{id} has no active version yet: activate one with POST /api/v1/algorithms/{id}/activate {{\"version\": \"{}\"}}",
+            row.version
+        )));
+    }
+    if row.status != status {
+        if status == "active" {
+            // Load before the database says it serves, so a version that no longer loads is refused here.
+            let loaded = crate::lifecycle::load_version(&state.engine, &state.store, id, &row.version).await?;
+            state.store.set_algorithm_status(id, status, Some(caller.0.id)).await?;
+            crate::lifecycle::sync(&state.engine, &state.store, id, Some(&loaded)).await?;
+        } else {
+            state.store.set_algorithm_status(id, status, Some(caller.0.id)).await?;
+            crate::lifecycle::sync(&state.engine, &state.store, id, None).await?;
         }
     }
-    Ok(Json(serde_json::to_value(state.store.set_algorithm_scope(&algorithm_id, &body.scope_type, body.scope_id).await?).map_err(anyhow::Error::from)?))
+    Ok(Json(describe(state, state.store.algorithm(id).await?).await?))
 }

@@ -23,6 +23,10 @@ pub enum ApiError {
     NotFound(String),
     /// 409: conflicts with the current state.
     Conflict(String),
+    /// 413: the upload is larger than accepted.
+    PayloadTooLarge(String),
+    /// 415: the body is not in a format the endpoint takes.
+    UnsupportedMediaType(String),
     /// 422: the body or query is malformed.
     Unprocessable(String),
     /// 429, with the headers that say when to come back.
@@ -54,6 +58,8 @@ impl IntoResponse for ApiError {
             Self::Forbidden(d) => (StatusCode::FORBIDDEN, d, None),
             Self::NotFound(d) => (StatusCode::NOT_FOUND, d, None),
             Self::Conflict(d) => (StatusCode::CONFLICT, d, None),
+            Self::PayloadTooLarge(d) => (StatusCode::PAYLOAD_TOO_LARGE, d, None),
+            Self::UnsupportedMediaType(d) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, d, None),
             Self::Unprocessable(d) => (StatusCode::UNPROCESSABLE_ENTITY, d, None),
             Self::TooManyRequests(h) => (StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded: wait for Retry-After seconds, then retry with backoff".to_owned(), Some(h)),
             Self::Internal(e) => {
@@ -77,6 +83,7 @@ impl From<StoreError> for ApiError {
                 what[..1].make_ascii_uppercase();
                 Self::NotFound(format!("{what} not found"))
             }
+            StoreError::Conflict(message) => Self::Conflict(message),
             other => Self::Internal(other.into()),
         }
     }

@@ -6,10 +6,14 @@
 //! - [`auth`]: the key middleware, the `Caller` extractor, tenancy checks.
 //! - [`validate`]: shared request checks and their messages.
 //! - [`calls`]: ingestion. [`jobs`]: jobs. [`on_demand`]: `run-algorithms`.
-//! - [`runs`]: algorithm runs. [`algorithms`]: availability. [`tenants`]: the platform API.
+//! - [`runs`]: algorithm runs. [`tenants`]: the platform API.
+//! - [`algorithms`]: what a key may run, one algorithm, scope, disable/enable.
+//! - [`algorithm_versions`]: publish, version history, activate, rollback, compare.
+//! - [`workspace_algorithms`]: assignment to workspaces and per-workspace config.
 //! - [`webhooks`]: webhook endpoint and credential configuration.
 //! - [`openapi`]: the OpenAPI document and the offline Swagger UI at `/docs`.
 
+pub mod algorithm_versions;
 pub mod algorithms;
 pub mod auth;
 pub mod calls;
@@ -21,6 +25,7 @@ pub mod runs;
 pub mod tenants;
 pub mod validate;
 pub mod webhooks;
+pub mod workspace_algorithms;
 
 use axum::Router;
 use axum::extract::State;
@@ -35,6 +40,9 @@ use error::ApiError;
 
 /// Largest request body accepted (a 10-hour transcript is about 5 MB).
 const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// Room for multipart framing and the manifest around a published component.
+const PUBLISH_ALLOWANCE: usize = 1 << 20;
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
@@ -53,14 +61,23 @@ pub fn router(state: AppState) -> Router {
         .route("/jobs/{job_id}/retry", post(jobs::retry))
         .route("/jobs/{job_id}/run-algorithms", post(on_demand::run_algorithms))
         .route("/algorithm-runs/{run_id}", get(runs::get))
-        .route("/algorithms", get(algorithms::list))
-        .route("/algorithms/{algorithm_id}", patch(algorithms::set_scope))
+        .route(
+            "/algorithms",
+            get(algorithms::list).post(algorithm_versions::publish).layer(axum::extract::DefaultBodyLimit::max(state.max_component_bytes + PUBLISH_ALLOWANCE)),
+        )
+        .route("/algorithms/{algorithm_id}", get(algorithms::get).patch(algorithms::set_scope))
+        .route("/algorithms/{algorithm_id}/disable", post(algorithms::disable))
+        .route("/algorithms/{algorithm_id}/enable", post(algorithms::enable))
+        .route("/algorithms/{algorithm_id}/versions", get(algorithm_versions::versions))
+        .route("/algorithms/{algorithm_id}/activate", post(algorithm_versions::activate))
+        .route("/algorithms/{algorithm_id}/rollback", post(algorithm_versions::rollback))
+        .route("/algorithms/{algorithm_id}/versions/{version}/compare", post(algorithm_versions::compare))
         .route("/partners", post(tenants::create_partner))
         .route("/organizations", post(tenants::create_organization))
         .route("/workspaces", post(tenants::create_workspace))
         .route("/workspaces/{workspace_id}", patch(tenants::update_workspace))
-        .route("/workspaces/{workspace_id}/algorithms", post(algorithms::assign))
-        .route("/workspaces/{workspace_id}/algorithms/{algorithm_id}", delete(algorithms::unassign))
+        .route("/workspaces/{workspace_id}/algorithms", post(workspace_algorithms::assign).get(workspace_algorithms::list))
+        .route("/workspaces/{workspace_id}/algorithms/{algorithm_id}", delete(workspace_algorithms::unassign))
         .route(
             "/config/{entity_type}/{entity_id}/webhook",
             put(webhooks::put_endpoint).get(webhooks::get_endpoint).delete(webhooks::delete_endpoint),

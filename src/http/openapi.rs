@@ -7,7 +7,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::RefOr;
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-use super::{algorithms, calls, jobs, on_demand, runs, tenants, webhooks};
+use super::{algorithm_versions, algorithms, calls, jobs, on_demand, runs, tenants, webhooks, workspace_algorithms};
 
 /// Every error: `{"detail": "..."}`.
 #[derive(ToSchema)]
@@ -158,7 +158,9 @@ impl Modify for Security {
         jobs::list, jobs::lookup, jobs::get, jobs::logs, jobs::deliveries, jobs::attach_transcript, jobs::update_status, jobs::retry, jobs::retry_by_source,
         on_demand::run_algorithms,
         runs::for_job, runs::get,
-        algorithms::list, algorithms::assign, algorithms::unassign, algorithms::set_scope,
+        algorithms::list, algorithms::get, algorithms::set_scope, algorithms::disable, algorithms::enable,
+        algorithm_versions::publish, algorithm_versions::versions, algorithm_versions::activate, algorithm_versions::rollback, algorithm_versions::compare,
+        workspace_algorithms::list, workspace_algorithms::assign, workspace_algorithms::unassign,
         tenants::create_partner, tenants::create_organization, tenants::create_workspace, tenants::update_workspace, tenants::create_key, tenants::revoke_key,
         webhooks::put_endpoint, webhooks::get_endpoint, webhooks::delete_endpoint,
         webhooks::put_credential, webhooks::get_credential, webhooks::delete_credential,

@@ -1,6 +1,6 @@
 //! Algorithms the service knows, who may run them, and per-workspace config.
 //!
-//! Available to a workspace (the spec's three rules): global algorithms,
+//! Available to a workspace (the spec's three rules), among active algorithms: global ones,
 //! algorithms scoped to the workspace's partner or organization, and
 //! algorithms assigned to the workspace itself.
 
@@ -15,7 +15,8 @@ use super::{Store, StoreError, StoreResult, Workspace, from_json};
 pub struct AlgorithmRow {
     /// The versioned ID, e.g. `rise_dds_v5`.
     pub algorithm_id: String,
-    /// Semver version of the active component.
+    /// Semver version of the active component (with status `inactive`: the
+    /// version published first, not yet activated).
     pub version: String,
     /// sha256 of the active component.
     pub component_sha256: String,
@@ -27,9 +28,11 @@ pub struct AlgorithmRow {
     pub scope_id: Option<i64>,
     /// Config used when a workspace sets none.
     pub default_config: serde_json::Value,
+    /// `active` (runnable), `disabled`, or `inactive` (no version activated yet).
+    pub status: String,
 }
 
-const AVAILABLE: &str = "(a.scope_type = 'global'
+const AVAILABLE: &str = "a.status = 'active' AND (a.scope_type = 'global'
       OR (a.scope_type = 'partner' AND a.scope_id = $2)
       OR (a.scope_type = 'organization' AND a.scope_id = $3)
       OR a.id IN (SELECT algorithm_id FROM workspace_algorithms WHERE workspace_id = $1))";
@@ -43,30 +46,15 @@ fn algorithm(r: &SqliteRow) -> StoreResult<AlgorithmRow> {
         scope_type: r.get("scope_type"),
         scope_id: r.get("scope_id"),
         default_config: from_json(r.get::<&str, _>("default_config"))?,
+        status: r.get("status"),
     })
 }
 
 impl Store {
-    /// Records an algorithm loaded into the engine. A new ID starts with the
-    /// given scope; a known ID keeps the scope an operator gave it and takes
-    /// the new version.
-    pub async fn upsert_algorithm(&self, id: &str, version: &str, sha256: &str, description: &str, scope_type: &str) -> StoreResult<()> {
-        let now = self.now();
-        sqlx::query(
-            "INSERT INTO algorithms (id, version, component_sha256, description, scope_type, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $6)
-             ON CONFLICT (id) DO UPDATE SET version = excluded.version, component_sha256 = excluded.component_sha256,
-                 description = excluded.description, updated_at = excluded.updated_at",
-        )
-        .bind(id)
-        .bind(version)
-        .bind(sha256)
-        .bind(description)
-        .bind(scope_type)
-        .bind(&now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    /// Every algorithm known to the service, by ID (any status).
+    pub async fn all_algorithms(&self) -> StoreResult<Vec<AlgorithmRow>> {
+        let rows = sqlx::query("SELECT * FROM algorithms a ORDER BY a.id").fetch_all(&self.pool).await?;
+        rows.iter().map(algorithm).collect()
     }
 
     /// Limits an algorithm to a partner or organization, or makes it global again.
@@ -83,6 +71,41 @@ impl Store {
             return Err(StoreError::NotFound("algorithm"));
         }
         self.algorithm(id).await
+    }
+
+    /// Whether a key of this (non-platform) scope may see an algorithm: it is
+    /// global, or available to at least one workspace the key reaches.
+    pub async fn algorithm_visible(&self, id: &str, scope: super::Scope) -> StoreResult<bool> {
+        use super::Scope;
+        let (reach, scope_id) = match scope {
+            Scope::Platform => return Ok(true),
+            Scope::Partner(p) => ("o.partner_id", p),
+            Scope::Organization(o) => ("o.id", o),
+            Scope::Workspace(w) => ("w.id", w),
+        };
+        let visible: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT 1 FROM algorithms a WHERE a.id = $1 AND (a.scope_type = 'global' OR EXISTS (
+                 SELECT 1 FROM workspaces w JOIN organizations o ON o.id = w.organization_id
+                 WHERE {reach} = $2 AND ((a.scope_type = 'partner' AND a.scope_id = o.partner_id)
+                     OR (a.scope_type = 'organization' AND a.scope_id = o.id)
+                     OR a.id IN (SELECT algorithm_id FROM workspace_algorithms wa WHERE wa.workspace_id = w.id))))"
+        ))
+        .bind(id)
+        .bind(scope_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(visible.is_some())
+    }
+
+    /// The algorithms assigned to a workspace, each with its config (null: the default applies).
+    pub async fn workspace_assignments(&self, workspace_id: i64) -> StoreResult<Vec<(String, Option<serde_json::Value>)>> {
+        let rows = sqlx::query("SELECT algorithm_id, config FROM workspace_algorithms WHERE workspace_id = $1 ORDER BY algorithm_id")
+            .bind(workspace_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.get("algorithm_id"), r.get::<Option<&str>, _>("config").map(from_json).transpose()?)))
+            .collect()
     }
 
     /// One algorithm.

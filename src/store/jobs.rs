@@ -3,7 +3,6 @@
 
 use gensail_host_api::Transcript;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
@@ -247,7 +246,7 @@ impl Store {
             .bind(job_id)
             .bind(&run.algorithm_id)
             .bind(&config)
-            .bind(hex::encode(Sha256::digest(config.as_bytes())))
+            .bind(super::config_sha256(&run.config))
             .bind(now)
             .execute(&mut *tx)
             .await?;

@@ -9,6 +9,7 @@
 //! - `tenants`: partners, organizations, workspaces.
 //! - `keys`: API keys (hashed tokens).
 //! - `algorithms`: algorithms known to the service, their scope and workspace assignment.
+//! - `algorithm_versions`: published versions, component bytes, activation history, goldens.
 //! - `transcripts`: content-addressed transcripts.
 //! - `jobs`: jobs, child jobs, listing and lookup.
 //! - `runs`: algorithm runs and the worker's claims on jobs.
@@ -16,6 +17,7 @@
 //! - `webhooks`: webhook endpoints and outbound credentials.
 //! - `deliveries`: the webhook outbox and its attempts.
 
+mod algorithm_versions;
 mod algorithms;
 mod deliveries;
 mod events;
@@ -33,6 +35,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+pub use algorithm_versions::{NewVersion, PublishRecord, Published, VersionRow};
 pub use algorithms::AlgorithmRow;
 pub use deliveries::{AttemptOutcome, DeliveryView, DeliveryWork};
 pub use events::JobEvent;
@@ -54,6 +57,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The change conflicts with what is stored (the message says how).
+    #[error("{0}")]
+    Conflict(String),
     /// Stored data could not be read back.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -107,6 +113,12 @@ impl Store {
     pub fn clock(&self) -> &SharedClock {
         &self.clock
     }
+}
+
+/// The sha256 a run records for its config: of the config's JSON text as stored.
+pub fn config_sha256(config: &serde_json::Value) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(config.to_string().as_bytes()))
 }
 
 /// Reads a JSON column.

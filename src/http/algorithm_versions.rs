@@ -1,0 +1,316 @@
+//! Algorithm versions: publishing a component, the version history,
+//! activating and rolling back, and comparing a version with the active one
+//! on stored jobs.
+//!
+//! A publish is validated exactly as the engine validates a load (world, ID,
+//! semver, WIT compatibility), compiled, stored in the database, and — unless
+//! the manifest says `"activate": false` or the golden gate finds a
+//! regression — active at once in this process; runs in flight finish on the
+//! version they started with.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use gensail_engine::LoadError;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::algorithms::{check_scope, describe, managed, may_manage, visible};
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+#[allow(unused_imports)]
+use super::openapi::*;
+use crate::app::AppState;
+use crate::lifecycle::{self, Manifest, PublishError, PublishOutcome, Publisher};
+use crate::store::Scope;
+
+/// Manifest fields a raw `application/wasm` publish takes from the query string.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryManifest {
+    scope_type: Option<String>,
+    scope_id: Option<i64>,
+    description: Option<String>,
+    activate: Option<bool>,
+    golden_gate: Option<bool>,
+    /// Comma-separated job IDs.
+    golden_job_ids: Option<String>,
+}
+
+impl QueryManifest {
+    fn into_manifest(self) -> ApiResult<Manifest> {
+        let golden_job_ids = match self.golden_job_ids.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(|id| id.trim().parse::<i64>().map_err(|_| ApiError::unprocessable(format!("golden_job_ids must be comma-separated job IDs, not {id:?}"))))
+                .collect::<ApiResult<_>>()?,
+        };
+        Ok(Manifest {
+            scope_type: self.scope_type,
+            scope_id: self.scope_id,
+            description: self.description,
+            activate: self.activate,
+            golden_gate: self.golden_gate,
+            golden_job_ids,
+            ..Manifest::default()
+        })
+    }
+}
+
+/// `POST /algorithms`: publishes a component. Send it as `application/wasm`
+/// (manifest fields in the query string), or as `multipart/form-data` with a
+/// `component` part and an optional `manifest` part (JSON).
+#[utoipa::path(post, path = "/api/v1/algorithms", tag = "algorithms", request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component; or multipart/form-data with parts component and manifest"), responses((status = 201, description = "Published", body = AnyObject), (status = 200, description = "This exact component was already published", body = AnyObject), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+pub async fn publish(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<QueryManifest>, axum::extract::rejection::QueryRejection>,
+    request: Request,
+) -> ApiResult<(StatusCode, Json<PublishOutcome>)> {
+    if !matches!(caller.scope(), Scope::Platform | Scope::Partner(_)) {
+        return Err(ApiError::Forbidden("Publishing algorithms needs a platform key, or a partner key for the partner's own algorithms".into()));
+    }
+    let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
+    let (bytes, manifest) = read_upload(&state, query, request).await?;
+    let candidate = lifecycle::prepare(&state.engine, &bytes, &manifest).await.map_err(publish_error)?;
+    let id = candidate.info.id.clone();
+    let scope = match state.store.algorithm(&id).await {
+        Ok(existing) => {
+            if !may_manage(&state, &caller, &existing.scope_type, existing.scope_id).await? {
+                return Err(ApiError::Forbidden(format!(
+                    "Not authorized to publish versions of {id}: the ID belongs to another scope; choose another algorithm ID"
+                )));
+            }
+            let differs = manifest.scope_type.as_ref().is_some_and(|t| *t != existing.scope_type)
+                || (manifest.scope_type.is_some() && manifest.scope_id != existing.scope_id);
+            if differs {
+                return Err(ApiError::Conflict(format!(
+                    "{id} is already scoped {}{}; a publish does not change the scope: use PATCH /api/v1/algorithms/{id}",
+                    existing.scope_type,
+                    existing.scope_id.map(|s| format!(" {s}")).unwrap_or_default()
+                )));
+            }
+            (existing.scope_type, existing.scope_id)
+        }
+        Err(crate::store::StoreError::NotFound(_)) => new_scope(&state, &caller, &manifest).await?,
+        Err(e) => return Err(e.into()),
+    };
+    for job_id in &manifest.golden_job_ids {
+        check_golden_job(&state, &caller, *job_id).await?;
+    }
+    let outcome = lifecycle::commit(&state, &candidate, &bytes, &manifest, scope, Publisher { source: "api", key_id: Some(caller.0.id) })
+        .await
+        .map_err(publish_error)?;
+    let status = if outcome.already_published { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, Json(outcome)))
+}
+
+/// The component bytes and manifest of a publish request, with the size limit applied.
+async fn read_upload(state: &AppState, query: QueryManifest, request: Request) -> ApiResult<(Bytes, Manifest)> {
+    let limit = state.max_component_bytes;
+    let too_large = |size: Option<usize>| {
+        ApiError::PayloadTooLarge(match size {
+            Some(size) => format!("The component is {size} bytes; this server accepts components of at most {limit} bytes (GENSAIL_MAX_COMPONENT_BYTES)"),
+            None => format!("The upload is larger than this server accepts: components of at most {limit} bytes (GENSAIL_MAX_COMPONENT_BYTES)"),
+        })
+    };
+    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let (bytes, manifest) = if content_type.starts_with("multipart/form-data") {
+        let has_query_fields = query.scope_type.is_some() || query.activate.is_some() || query.golden_job_ids.is_some() || query.description.is_some();
+        if has_query_fields {
+            return Err(ApiError::unprocessable("With multipart/form-data, put the manifest in its `manifest` part, not in the query string"));
+        }
+        let mut multipart = Multipart::from_request(request, &()).await.map_err(|e| ApiError::BadRequest(format!("Not a valid multipart body: {}", e.body_text())))?;
+        let (mut component, mut manifest) = (None, Manifest::default());
+        loop {
+            let field = match multipart.next_field().await {
+                Ok(Some(field)) => field,
+                Ok(None) => break,
+                Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large(None)),
+                Err(e) => return Err(ApiError::BadRequest(format!("Not a valid multipart body: {}", e.body_text()))),
+            };
+            let name = field.name().unwrap_or("").to_owned();
+            let data = match field.bytes().await {
+                Ok(data) => data,
+                Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large(None)),
+                Err(e) => return Err(ApiError::BadRequest(format!("Cannot read the {name:?} part: {}", e.body_text()))),
+            };
+            match name.as_str() {
+                "component" => component = Some(data),
+                "manifest" => {
+                    manifest = serde_json::from_slice(&data).map_err(|e| ApiError::unprocessable(format!("The manifest part is not a valid manifest: {e}")))?
+                }
+                other => return Err(ApiError::unprocessable(format!("Unknown part {other:?}: send `component` (the .wasm file) and optionally `manifest` (JSON)"))),
+            }
+        }
+        let component = component.ok_or_else(|| ApiError::unprocessable("The multipart body has no `component` part (the .wasm file)"))?;
+        (component, manifest)
+    } else if content_type.is_empty() || content_type.starts_with("application/wasm") || content_type.starts_with("application/octet-stream") {
+        let body = axum::body::to_bytes(request.into_body(), limit + 1).await.map_err(|_| too_large(None))?;
+        (body, query.into_manifest()?)
+    } else {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "Send the component as application/wasm (manifest fields in the query string) or as multipart/form-data with parts `component` and `manifest`, not {content_type}"
+        )));
+    };
+    if bytes.len() > limit {
+        return Err(too_large(Some(bytes.len())));
+    }
+    if bytes.is_empty() {
+        return Err(ApiError::BadRequest("The body is empty: send the .wasm component".into()));
+    }
+    Ok((bytes, manifest))
+}
+
+/// The scope of a new ID: the manifest's, checked against what the caller may
+/// publish; by default global (platform keys) or the key's partner.
+async fn new_scope(state: &AppState, caller: &Caller, manifest: &Manifest) -> ApiResult<(String, Option<i64>)> {
+    let scope = match (&manifest.scope_type, caller.scope()) {
+        (Some(t), _) => (t.clone(), manifest.scope_id),
+        (None, Scope::Partner(p)) => ("partner".to_owned(), Some(p)),
+        (None, _) => ("global".to_owned(), None),
+    };
+    check_scope(state, &scope.0, scope.1).await?;
+    if !may_manage(state, caller, &scope.0, scope.1).await? {
+        return Err(ApiError::Forbidden(format!(
+            "A partner key publishes only algorithms scoped to its own partner or one of its organizations, not scope_type {}{}",
+            scope.0,
+            scope.1.map(|s| format!(" {s}")).unwrap_or_default()
+        )));
+    }
+    Ok(scope)
+}
+
+/// A golden job must exist, be reachable by the caller and have a transcript.
+async fn check_golden_job(state: &AppState, caller: &Caller, job_id: i64) -> ApiResult<()> {
+    let job = state.store.job(job_id).await.map_err(|_| ApiError::NotFound(format!("Golden job {job_id} not found")))?;
+    caller.check_job(state, &job).await?;
+    if job.transcript_sha256.is_none() {
+        return Err(ApiError::unprocessable(format!("Golden job {job_id} has no transcript yet; name jobs that have one")));
+    }
+    Ok(())
+}
+
+fn publish_error(e: PublishError) -> ApiError {
+    match e {
+        PublishError::Invalid(LoadError::NotWasm | LoadError::CoreModule) => ApiError::BadRequest(e.to_string()),
+        PublishError::Invalid(_) | PublishError::Manifest(_) | PublishError::GateFailed(_) => ApiError::Unprocessable(e.to_string()),
+        PublishError::Conflict(message) => ApiError::Conflict(message),
+        PublishError::Store(e) => e.into(),
+    }
+}
+
+/// `GET /algorithms/{id}/versions`: every published version, newest first,
+/// with its sha256, source and whether it is active.
+#[utoipa::path(get, path = "/api/v1/algorithms/{algorithm_id}/versions", tag = "algorithms", params(("algorithm_id" = String, Path)), responses((status = 200, body = AnyObject), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+pub async fn versions(State(state): State<AppState>, caller: Caller, Path(algorithm_id): Path<String>) -> ApiResult<Json<Value>> {
+    let row = visible(&state, &caller, &algorithm_id).await?;
+    let active = (row.status == "active").then_some(row.version);
+    Ok(Json(json!({
+        "algorithm_id": algorithm_id,
+        "status": row.status,
+        "active_version": active,
+        "versions": state.store.versions(&algorithm_id).await?,
+    })))
+}
+
+/// Body of `activate` (required version) and `rollback` (optional version).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionChoice {
+    version: Option<String>,
+}
+
+/// `POST /algorithms/{id}/activate` `{"version": "5.1.0"}`: new runs use that
+/// published version (older or newer than the current one).
+#[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/activate", tag = "algorithms", params(("algorithm_id" = String, Path)), request_body = AnyObject, responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+pub async fn activate(State(state): State<AppState>, caller: Caller, Path(algorithm_id): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
+    let choice = version_choice(&body)?;
+    let Some(version) = choice.version else {
+        return Err(ApiError::unprocessable("Name the version to activate: {\"version\": \"1.2.0\"}"));
+    };
+    switch(&state, &caller, &algorithm_id, &version, "activate").await
+}
+
+/// `POST /algorithms/{id}/rollback` (optional `{"version": "5.0.0"}`): goes
+/// back to the version that was active before the current one, or to the one named.
+#[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/rollback", tag = "algorithms", params(("algorithm_id" = String, Path)), request_body = AnyObject, responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+pub async fn rollback(State(state): State<AppState>, caller: Caller, Path(algorithm_id): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
+    let choice = version_choice(&body)?;
+    managed(&state, &caller, &algorithm_id).await?;
+    let version = match choice.version {
+        Some(v) => v,
+        None => state.store.previous_version(&algorithm_id).await?.ok_or_else(|| {
+            ApiError::Conflict(format!("{algorithm_id} has no earlier active version to roll back to; see GET /api/v1/algorithms/{algorithm_id}/versions"))
+        })?,
+    };
+    switch(&state, &caller, &algorithm_id, &version, "rollback").await
+}
+
+fn version_choice(body: &[u8]) -> ApiResult<VersionChoice> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(VersionChoice::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::unprocessable(format!("Body is not valid: {e}; send {{\"version\": \"1.2.0\"}} or nothing")))
+}
+
+/// Makes `version` the active one: loaded first (so a version that does not
+/// load is refused before anything changes), then recorded, then served.
+async fn switch(state: &AppState, caller: &Caller, id: &str, version: &str, action: &str) -> ApiResult<Json<Value>> {
+    managed(state, caller, id).await?;
+    if let Err(crate::store::StoreError::NotFound(_)) = state.store.version(id, version).await {
+        let known: Vec<String> = state.store.versions(id).await?.into_iter().map(|v| v.version).collect();
+        return Err(ApiError::NotFound(format!("{id} has no version {version}; published versions: {}", known.join(", "))));
+    }
+    let loaded = lifecycle::load_version(&state.engine, &state.store, id, version).await?;
+    state.store.activate_version(id, version, action, Some(caller.0.id)).await?;
+    lifecycle::sync(&state.engine, &state.store, id, Some(&loaded)).await?;
+    Ok(Json(describe(state, state.store.algorithm(id).await?).await?))
+}
+
+/// Body of `compare`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareRequest {
+    job_ids: Option<Vec<i64>>,
+}
+
+/// Most jobs one comparison runs (each runs both versions).
+const MAX_COMPARE_JOBS: usize = 20;
+
+/// `POST /algorithms/{id}/versions/{version}/compare` `{"job_ids": [..]}`:
+/// runs that version beside the active one on the jobs' transcripts (default:
+/// the algorithm's golden jobs) and reports output differences, fuel and time
+/// ratios. Nothing is stored.
+#[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/versions/{version}/compare", tag = "algorithms", params(("algorithm_id" = String, Path), ("version" = String, Path)), request_body = AnyObject, responses((status = 200, body = AnyObject), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+pub async fn compare(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((algorithm_id, version)): Path<(String, String)>,
+    super::error::ApiJson(body): super::error::ApiJson<CompareRequest>,
+) -> ApiResult<Json<lifecycle::golden::GoldenReport>> {
+    visible(&state, &caller, &algorithm_id).await?;
+    let Some(active) = state.engine.registry().get(&algorithm_id) else {
+        return Err(ApiError::Conflict(format!("{algorithm_id} has no active version to compare with")));
+    };
+    let job_ids = match body.job_ids {
+        Some(ids) => ids,
+        None => state.store.goldens(&algorithm_id).await?,
+    };
+    if job_ids.is_empty() || job_ids.len() > MAX_COMPARE_JOBS {
+        return Err(ApiError::unprocessable(format!(
+            "job_ids must name 1 to {MAX_COMPARE_JOBS} jobs (the algorithm's golden jobs are used when it is absent; {algorithm_id} has {})",
+            state.store.goldens(&algorithm_id).await?.len()
+        )));
+    }
+    for job_id in &job_ids {
+        check_golden_job(&state, &caller, *job_id).await?;
+    }
+    if let Err(crate::store::StoreError::NotFound(_)) = state.store.version(&algorithm_id, &version).await {
+        return Err(ApiError::NotFound(format!("{algorithm_id} has no version {version}")));
+    }
+    let candidate = lifecycle::load_version(&state.engine, &state.store, &algorithm_id, &version).await?;
+    Ok(Json(lifecycle::golden::compare(&state, &active, &candidate, &job_ids).await?))
+}

@@ -1,0 +1,218 @@
+//! Version comparison on stored jobs: runs two versions of an algorithm on
+//! the same transcripts with the same config, and reports where the outputs
+//! differ and what each cost. The golden gate of a publish and
+//! `POST /algorithms/{id}/versions/{version}/compare` both use it.
+
+use std::sync::Arc;
+
+use gensail_engine::{LoadedAlgorithm, RunReport};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::app::AppState;
+use crate::store::StoreError;
+
+/// Most differing paths listed per job; the count is always complete.
+const MAX_LISTED_DIFFERENCES: usize = 50;
+
+/// One version's run on a golden job.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// The version that ran.
+    pub version: String,
+    /// `completed` or `failed`.
+    pub status: &'static str,
+    /// Why it failed (`kind: message`).
+    pub error: Option<String>,
+    /// Instructions consumed.
+    pub fuel_consumed: u64,
+    /// Wall time.
+    pub wall_time_ms: f64,
+}
+
+/// The two versions on one job.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobComparison {
+    /// The golden job.
+    pub job_id: i64,
+    /// The active version's run.
+    pub active: RunSummary,
+    /// The new version's run.
+    pub candidate: RunSummary,
+    /// Both completed with equal output.
+    pub output_identical: bool,
+    /// How many JSON paths differ (0 when identical or when either failed).
+    pub difference_count: usize,
+    /// The differing paths (`$.score`, `$.mentions[2].name`), at most 50.
+    pub differences: Vec<String>,
+    /// Candidate fuel / active fuel.
+    pub fuel_ratio: Option<f64>,
+    /// Candidate time / active time.
+    pub time_ratio: Option<f64>,
+}
+
+/// The comparison over every golden job.
+#[derive(Debug, Clone, Serialize)]
+pub struct GoldenReport {
+    /// The version serving now.
+    pub active_version: String,
+    /// The version compared with it.
+    pub candidate_version: String,
+    /// Per job.
+    pub jobs: Vec<JobComparison>,
+    /// Jobs where the active version completed and the candidate failed.
+    pub regressions: Vec<i64>,
+    /// Jobs with identical outputs.
+    pub identical: usize,
+    /// Jobs whose outputs differ.
+    pub changed: usize,
+    /// Total candidate fuel / total active fuel.
+    pub fuel_ratio: Option<f64>,
+    /// Total candidate time / total active time.
+    pub time_ratio: Option<f64>,
+}
+
+impl GoldenReport {
+    /// `job N: kind: message` for each regression, for error messages.
+    pub fn regression_summary(&self) -> String {
+        self.jobs
+            .iter()
+            .filter(|j| self.regressions.contains(&j.job_id))
+            .map(|j| format!("job {}: {}", j.job_id, j.candidate.error.as_deref().unwrap_or("failed")))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// Runs `active` and `candidate` on each job's transcript, with the config the
+/// algorithm has in that job's workspace. The caller has checked the jobs
+/// exist and have transcripts.
+pub async fn compare(state: &AppState, active: &Arc<LoadedAlgorithm>, candidate: &Arc<LoadedAlgorithm>, job_ids: &[i64]) -> Result<GoldenReport, StoreError> {
+    let id = &candidate.info.id;
+    let mut jobs = Vec::with_capacity(job_ids.len());
+    for &job_id in job_ids {
+        let job = state.store.job(job_id).await?;
+        let Some(sha) = job.transcript_sha256 else { continue };
+        let transcript = state.store.transcript(&sha).await?;
+        let config = match state.store.algorithm_config(job.workspace_id, id).await {
+            Ok(config) => config.to_string(),
+            Err(StoreError::NotFound(_)) => "{}".to_owned(),
+            Err(e) => return Err(e),
+        };
+        let a = state.engine.run_loaded(active, &transcript, &config).await;
+        let c = state.engine.run_loaded(candidate, &transcript, &config).await;
+        jobs.push(compare_runs(job_id, &a, &c));
+    }
+    let regressions = jobs.iter().filter(|j| j.active.status == "completed" && j.candidate.status != "completed").map(|j| j.job_id).collect();
+    let identical = jobs.iter().filter(|j| j.output_identical).count();
+    let total = |f: fn(&RunSummary) -> f64| -> (f64, f64) { jobs.iter().fold((0.0, 0.0), |(a, c), j| (a + f(&j.active), c + f(&j.candidate))) };
+    let (active_fuel, candidate_fuel) = total(|r| r.fuel_consumed as f64);
+    let (active_time, candidate_time) = total(|r| r.wall_time_ms);
+    Ok(GoldenReport {
+        active_version: active.info.version.to_string(),
+        candidate_version: candidate.info.version.to_string(),
+        changed: jobs.len() - identical,
+        identical,
+        regressions,
+        fuel_ratio: ratio(candidate_fuel, active_fuel),
+        time_ratio: ratio(candidate_time, active_time),
+        jobs,
+    })
+}
+
+fn compare_runs(job_id: i64, active: &RunReport, candidate: &RunReport) -> JobComparison {
+    let mut differences = Vec::new();
+    let mut count = 0;
+    if let (Some(a), Some(c)) = (&active.output, &candidate.output) {
+        diff("$", a, c, &mut differences, &mut count);
+    }
+    let both_completed = active.output.is_some() && candidate.output.is_some();
+    JobComparison {
+        job_id,
+        output_identical: both_completed && count == 0,
+        difference_count: count,
+        differences,
+        fuel_ratio: ratio(candidate.fuel_consumed as f64, active.fuel_consumed as f64),
+        time_ratio: ratio(candidate.wall_time_ms, active.wall_time_ms),
+        active: summary(active),
+        candidate: summary(candidate),
+    }
+}
+
+fn summary(report: &RunReport) -> RunSummary {
+    RunSummary {
+        version: report.version.to_string(),
+        status: if report.error.is_none() { "completed" } else { "failed" },
+        error: report.error.as_ref().map(|e| format!("{}: {e}", e.kind())),
+        fuel_consumed: report.fuel_consumed,
+        wall_time_ms: report.wall_time_ms,
+    }
+}
+
+fn ratio(numerator: f64, denominator: f64) -> Option<f64> {
+    (denominator > 0.0).then(|| (numerator / denominator * 1000.0).round() / 1000.0)
+}
+
+/// Collects the JSON paths where `a` and `b` differ: a changed leaf, a key
+/// only one side has, an array element only one side has.
+fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>, count: &mut usize) {
+    fn record(p: String, out: &mut Vec<String>, count: &mut usize) {
+        *count += 1;
+        if out.len() < MAX_LISTED_DIFFERENCES {
+            out.push(p);
+        }
+    }
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys().filter(|k| !x.contains_key(*k))).collect();
+            keys.sort();
+            for key in keys {
+                let child = format!("{path}.{key}");
+                match (x.get(key), y.get(key)) {
+                    (Some(l), Some(r)) => diff(&child, l, r, out, count),
+                    _ => record(child, out, count),
+                }
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            for i in 0..x.len().max(y.len()) {
+                let child = format!("{path}[{i}]");
+                match (x.get(i), y.get(i)) {
+                    (Some(l), Some(r)) => diff(&child, l, r, out, count),
+                    _ => record(child, out, count),
+                }
+            }
+        }
+        _ if a != b => record(path.to_owned(), out, count),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn paths(a: Value, b: Value) -> (Vec<String>, usize) {
+        let (mut out, mut count) = (Vec::new(), 0);
+        diff("$", &a, &b, &mut out, &mut count);
+        (out, count)
+    }
+
+    #[test]
+    fn equal_values_have_no_differences() {
+        assert_eq!(paths(json!({"a": [1, {"b": 2}]}), json!({"a": [1, {"b": 2}]})), (vec![], 0));
+    }
+
+    #[test]
+    fn differences_name_changed_added_and_removed_paths() {
+        let (out, count) = paths(json!({"score": 0.5, "tags": ["x"], "old": 1}), json!({"score": 0.7, "tags": ["x", "y"], "new": true}));
+        assert_eq!(out, vec!["$.new", "$.old", "$.score", "$.tags[1]"]);
+        assert_eq!(count, 4);
+    }
+
+    #[test]
+    fn a_type_change_is_one_difference() {
+        assert_eq!(paths(json!({"a": {"b": 1}}), json!({"a": [1]})).0, vec!["$.a"]);
+    }
+}
