@@ -185,7 +185,7 @@ fn metrics_count(state: &AppState, outcome: &AttemptOutcome) {
         AttemptOutcome::Failed => "failed",
         AttemptOutcome::Disabled => "disabled",
     };
-    state.metrics.deliveries.get_or_create(&crate::metrics::DeliveryLabels { outcome: label.to_owned() }).inc();
+    state.metrics.deliveries.get_or_create(&crate::metrics::OutcomeLabels { outcome: label.to_owned() }).inc();
 }
 
 /// The next attempt's time, or `Failed` after the last.

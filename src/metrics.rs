@@ -38,10 +38,11 @@ pub struct AlgorithmLabels {
     pub algorithm_id: String,
 }
 
-/// Labels of delivery attempts.
+/// Labels of counters by outcome alone (delivery attempts, plugin files).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DeliveryLabels {
-    /// delivered, retry, failed or disabled.
+pub struct OutcomeLabels {
+    /// What happened: delivered, retry, failed or disabled (deliveries);
+    /// published, unchanged, refused or removed (plugin files).
     pub outcome: String,
 }
 
@@ -66,7 +67,9 @@ pub struct Metrics {
     /// Jobs by status (set at scrape time from the database).
     pub jobs: Family<StatusLabels, Gauge>,
     /// Webhook delivery attempts by outcome.
-    pub deliveries: Family<DeliveryLabels, Counter>,
+    pub deliveries: Family<OutcomeLabels, Counter>,
+    /// Files handled in the plugins directory by outcome.
+    pub plugin_files: Family<OutcomeLabels, Counter>,
 }
 
 impl Metrics {
@@ -80,14 +83,21 @@ impl Metrics {
         );
         let fuel = Family::<AlgorithmLabels, Counter>::default();
         let jobs = Family::<StatusLabels, Gauge>::default();
-        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        let deliveries = Family::<OutcomeLabels, Counter>::default();
         registry.register("http_requests", "HTTP requests answered", requests.clone());
         registry.register("algorithm_runs", "Algorithm runs finished, by algorithm and outcome", runs.clone());
         registry.register("algorithm_run_seconds", "Wall time of algorithm runs", run_seconds.clone());
         registry.register("algorithm_fuel", "Fuel consumed by algorithm runs", fuel.clone());
         registry.register("jobs", "Jobs by status", jobs.clone());
         registry.register("webhook_delivery_attempts", "Webhook delivery attempts by outcome", deliveries.clone());
-        Arc::new(Self { registry, requests, runs, run_seconds, fuel, jobs, deliveries })
+        let plugin_files = Family::<OutcomeLabels, Counter>::default();
+        registry.register("plugin_files", "Files handled in the plugins directory, by outcome", plugin_files.clone());
+        Arc::new(Self { registry, requests, runs, run_seconds, fuel, jobs, deliveries, plugin_files })
+    }
+
+    /// Counts a plugins-directory file by outcome.
+    pub fn plugin_file(&self, outcome: &str) {
+        self.plugin_files.get_or_create(&OutcomeLabels { outcome: outcome.to_owned() }).inc();
     }
 
     /// Records a finished run.

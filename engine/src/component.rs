@@ -100,8 +100,9 @@ pub(crate) fn prelink(
     AlgorithmPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))
 }
 
-/// Algorithm IDs are used in URLs, file names and config: keep them plain.
-pub(crate) fn check_id(id: &str) -> Result<(), LoadError> {
+/// Checks that `id` is a usable algorithm ID (1–64 of `a-z0-9_`, starting
+/// with a letter): IDs are used in URLs, file names and config, so keep them plain.
+pub fn check_id(id: &str) -> Result<(), LoadError> {
     let ok = (1..=64).contains(&id.len())
         && id.starts_with(|c: char| c.is_ascii_lowercase())
         && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');

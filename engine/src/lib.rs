@@ -43,7 +43,7 @@ mod run;
 mod sandbox;
 
 pub use cache::CompileStats;
-pub use component::{ComponentInfo, LoadedAlgorithm};
+pub use component::{ComponentInfo, LoadedAlgorithm, check_id as check_algorithm_id};
 pub use engine::{Engine, EngineConfig};
 pub use error::{EngineError, LoadError};
 pub use limits::{LimitOverrides, Limits};

@@ -92,6 +92,7 @@ async fn handle(state: &AppState, path: &Path, seen: &mut Seen) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if seen.remove(path).is_some() {
+                state.metrics.plugin_file("removed");
                 tracing::info!(path = %path.display(), "plugin file removed; its algorithm stays loaded until disabled (POST /api/v1/algorithms/{{id}}/disable)");
             }
             return;
@@ -105,12 +106,19 @@ async fn handle(state: &AppState, path: &Path, seen: &mut Seen) {
     seen.insert(path.to_owned(), sha256);
     match super::publish_bytes(state, &bytes, "directory").await {
         Ok(outcome) if outcome.already_published => {
+            state.metrics.plugin_file("unchanged");
             tracing::debug!(path = %path.display(), id = %outcome.version.algorithm_id, version = %outcome.version.version, "plugin already published")
         }
-        Ok(outcome) => tracing::info!(
-            path = %path.display(), id = %outcome.version.algorithm_id, version = %outcome.version.version,
-            activated = outcome.activated, "plugin published from the plugins directory"
-        ),
-        Err(e) => tracing::warn!(path = %path.display(), error = %e, "plugin refused; the active version keeps serving"),
+        Ok(outcome) => {
+            state.metrics.plugin_file("published");
+            tracing::info!(
+                path = %path.display(), id = %outcome.version.algorithm_id, version = %outcome.version.version,
+                activated = outcome.activated, "plugin published from the plugins directory"
+            )
+        }
+        Err(e) => {
+            state.metrics.plugin_file("refused");
+            tracing::warn!(path = %path.display(), error = %e, "plugin refused; the active version keeps serving")
+        }
     }
 }

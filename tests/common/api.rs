@@ -117,12 +117,37 @@ impl TestServer {
         if let Some(b) = body {
             req = req.json(&b);
         }
+        Self::send(req).await
+    }
+
+    async fn send(req: reqwest::RequestBuilder) -> Reply {
         let resp = req.send().await.expect("request");
         let status = resp.status();
         let headers = resp.headers().clone();
         let text = resp.text().await.unwrap();
         let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")) };
         Reply { status, body, headers }
+    }
+
+    /// `POST /api/v1/algorithms` with the component as `application/wasm`; `query` is the manifest ("" or "activate=false&…").
+    pub async fn publish(&self, token: &str, component: Vec<u8>, query: &str) -> Reply {
+        let req = self.client.post(format!("{}/api/v1/algorithms?{query}", self.base)).bearer_auth(token).header("content-type", "application/wasm").body(component);
+        Self::send(req).await
+    }
+
+    /// `POST /api/v1/algorithms` as multipart with a manifest part.
+    pub async fn publish_multipart(&self, token: &str, component: Vec<u8>, manifest: &Value) -> Reply {
+        let form = reqwest::multipart::Form::new()
+            .part("component", reqwest::multipart::Part::bytes(component).file_name("plugin.wasm"))
+            .part("manifest", reqwest::multipart::Part::text(manifest.to_string()));
+        Self::send(self.client.post(format!("{}/api/v1/algorithms", self.base)).bearer_auth(token).multipart(form)).await
+    }
+
+    /// The runs of a job.
+    pub async fn runs(&self, token: &str, job_id: i64) -> Vec<Value> {
+        let r = self.get(token, &format!("/api/v1/jobs/{job_id}/runs")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.body["runs"].as_array().unwrap().clone()
     }
 
     pub async fn get(&self, token: &str, path: &str) -> Reply {

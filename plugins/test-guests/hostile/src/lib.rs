@@ -39,6 +39,17 @@ impl Guest for Hostile {
                 "words": transcript.segments.iter().map(|s| s.text.split_whitespace().count()).sum::<usize>(),
             })
             .to_string()),
+            // Output that names the version, so two versions' outputs differ.
+            "version" => Ok(serde_json::json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "segments": transcript.segments.len(),
+            })
+            .to_string()),
+            // A regression: 0.1.x succeeds, every later version fails.
+            "new_versions_fail" => match env!("CARGO_PKG_VERSION").starts_with("0.1.") {
+                true => Ok("{\"ok\":true}".into()),
+                false => Err(AlgorithmError::Failed(format!("version {} regressed", env!("CARGO_PKG_VERSION")))),
+            },
             "busy" => {
                 // Bounded work, for runs that must still be in flight a little while.
                 let iterations = config["iterations"].as_u64().unwrap_or(1_000_000);

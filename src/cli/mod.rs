@@ -1,4 +1,13 @@
-//! The command line: `gensail algorithms list | inspect | run`.
+//! The command line: `gensail serve`, and `gensail algorithms list | inspect
+//! | run | new | publish`.
+//!
+//! # Layout
+//! - this file: argument parsing and the local commands.
+//! - [`scaffold`]: `algorithms new`, a plugin crate from `template/`.
+//! - [`publish`]: `algorithms publish`, the API client.
+
+pub mod publish;
+pub mod scaffold;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -44,6 +53,19 @@ pub enum AlgorithmsCommand {
     },
     /// Runs an algorithm (a bundled ID or a .wasm file) on a transcript and prints the run report as JSON.
     Run(RunArgs),
+    /// Creates a plugin crate on the SDK that builds for wasm32-wasip2 and passes its own test.
+    New {
+        /// The algorithm ID, which is also the crate name (e.g. churn_risk_v1).
+        name: String,
+        /// Where to create it (a directory NAME is made inside).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The gensail-host-api crate to depend on (default: the SDK of the checkout this binary was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Publishes a component to a running service (token from GENSAIL_TOKEN).
+    Publish(publish::PublishArgs),
 }
 
 /// Arguments of `gensail serve`.
@@ -55,7 +77,7 @@ pub struct ServeArgs {
     /// Database URL (default: SQLite in the data directory).
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
-    /// A directory of extra algorithm components (.wasm) to load at start.
+    /// A directory of algorithm components (.wasm) to publish at start and hot-load while serving.
     #[arg(long, env = "GENSAIL_PLUGINS_DIR")]
     pub plugins_dir: Option<PathBuf>,
     /// Also create a demo tenant, print a key of each scope and ingest sample calls.
@@ -85,6 +107,9 @@ pub struct ServeArgs {
     /// Default memory limit of a run, in bytes.
     #[arg(long, env = "GENSAIL_RUN_MEMORY_BYTES")]
     pub run_memory_bytes: Option<u64>,
+    /// Largest component `POST /api/v1/algorithms` accepts, in bytes.
+    #[arg(long, env = "GENSAIL_MAX_COMPONENT_BYTES", default_value_t = 32 << 20)]
+    pub max_component_bytes: usize,
 }
 
 /// Arguments of `gensail algorithms run`.
@@ -141,6 +166,16 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         serve(cli.data_dir, engine_config, args).await?;
         return Ok(ExitCode::SUCCESS);
     }
+    // Commands that need no engine.
+    let command = match command {
+        Command::Algorithms(AlgorithmsCommand::New { name, dir, sdk }) => {
+            let root = scaffold::create(&name, &dir, &sdk.unwrap_or_else(scaffold::default_sdk_path))?;
+            println!("Created {}.\nNext: cd {} && cargo test && cargo build --release --target wasm32-wasip2", root.display(), root.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Algorithms(AlgorithmsCommand::Publish(args)) => return publish::publish(args).await,
+        other => other,
+    };
     let engine = Engine::new(engine_config)?;
     match command {
         Command::Serve(_) => unreachable!("handled above"),
@@ -162,6 +197,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Algorithms(AlgorithmsCommand::Run(args)) => run(&engine, args).await,
+        Command::Algorithms(AlgorithmsCommand::New { .. } | AlgorithmsCommand::Publish(_)) => unreachable!("handled above"),
     }
 }
 
@@ -177,7 +213,7 @@ async fn run(engine: &Engine, args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let text = std::fs::read_to_string(&args.transcript).with_context(|| format!("cannot read {}", args.transcript.display()))?;
     let transcript = Transcript::parse(&text).with_context(|| format!("{} is not a transcript", args.transcript.display()))?;
-    let config = read_config(&args.config)?;
+    let config = read_json_object(&args.config, "--config")?.to_string();
     let report = engine.run_loaded(&algorithm, &transcript, &config).await;
     println!("{}", serde_json::to_string_pretty(&report)?);
     match report.outcome() {
@@ -211,19 +247,20 @@ async fn serve(data_dir: PathBuf, engine: EngineConfig, args: ServeArgs) -> anyh
         partner_per_minute: args.rate_limit_partner,
     };
     config.plugins_dir = args.plugins_dir;
+    config.max_component_bytes = args.max_component_bytes;
     config.webhook_allowlist = std::env::var("GENSAIL_WEBHOOK_ALLOWLIST").unwrap_or_default();
     crate::app::serve(config, args.demo).await
 }
 
-/// `--config` is JSON text or `@FILE`; either way it must be a JSON object.
-fn read_config(arg: &str) -> anyhow::Result<String> {
+/// A JSON object given as text or `@FILE` (`--config`, `--manifest`).
+fn read_json_object(arg: &str, flag: &str) -> anyhow::Result<serde_json::Value> {
     let text = match arg.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read config file {path}"))?,
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {flag} file {path}"))?,
         None => arg.to_owned(),
     };
-    let value: serde_json::Value = serde_json::from_str(&text).context("--config is not valid JSON")?;
+    let value: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{flag} is not valid JSON"))?;
     if !value.is_object() {
-        bail!("--config must be a JSON object, e.g. '{{\"competitors\": [\"Gong\"]}}'");
+        bail!("{flag} must be a JSON object, e.g. '{{\"competitors\": [\"Gong\"]}}'");
     }
-    Ok(text)
+    Ok(value)
 }
