@@ -330,6 +330,11 @@ async fn publishing_and_seeing_algorithms_follow_scope() {
     let a_ws2 = s.workspace(a_org2, "a ws 2").await;
     let a_ws2_key = s.key("workspace", a_ws2).await;
 
+    // A partner key may lower limits, not raise them.
+    let r = s.publish_multipart(&a.partner_key, wasm("hostile"), &json!({"limits": {"fuel": 1_000_000_000_000u64, "timeout_ms": 1000}})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(r.detail().contains("fuel 1000000000000 (default 20000000000)") && !r.detail().contains("timeout_ms"), "{}", r.detail());
+
     // A partner key publishes only into its own partner.
     let r = s.publish(&a.partner_key, wasm("hostile"), "scope_type=global").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);

@@ -74,6 +74,9 @@ pub async fn publish(
     }
     let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
     let (bytes, manifest) = read_upload(&state, query, request).await?;
+    if caller.scope() != Scope::Platform {
+        check_lowered_limits(&state, &manifest)?;
+    }
     let candidate = lifecycle::prepare(&state.engine, &bytes, &manifest).await.map_err(publish_error)?;
     let id = candidate.info.id.clone();
     let scope = match state.store.algorithm(&id).await {
@@ -181,6 +184,28 @@ async fn new_scope(state: &AppState, caller: &Caller, manifest: &Manifest) -> Ap
         )));
     }
     Ok(scope)
+}
+
+/// Runs cost the whole service's CPU and memory, so only platform keys may
+/// raise an algorithm's limits above the server's defaults; others may lower them.
+fn check_lowered_limits(state: &AppState, manifest: &Manifest) -> ApiResult<()> {
+    let defaults = state.engine.config().default_limits;
+    let limits = &manifest.limits;
+    let raised: Vec<String> = [
+        ("fuel", limits.fuel, defaults.fuel),
+        ("timeout_ms", limits.timeout_ms, defaults.timeout.as_millis() as u64),
+        ("memory_bytes", limits.memory_bytes, defaults.memory_bytes),
+        ("output_bytes", limits.output_bytes, defaults.output_bytes),
+        ("log_bytes", limits.log_bytes, defaults.log_bytes),
+    ]
+    .into_iter()
+    .filter_map(|(name, asked, default)| asked.filter(|a| *a > default).map(|a| format!("{name} {a} (default {default})")))
+    .collect();
+    if raised.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!("Only platform keys may raise limits above the server's defaults: {}", raised.join(", "))))
+    }
 }
 
 /// A golden job must exist, be reachable by the caller and have a transcript.
