@@ -140,10 +140,9 @@ async fn authentication_headers_and_platform_only_endpoints() {
     let created = s.ok(&s.platform, "/api/v1/keys", json!({"scope_type": "workspace", "scope_id": t.workspace}), 201).await;
     let token = created["token"].as_str().unwrap();
     assert_eq!(s.get(token, "/api/v1/jobs").await.status, 200);
-    let db = std::fs::read(s.data.path().join("gensail.db")).unwrap();
-    let wal = std::fs::read(s.data.path().join("gensail.db-wal")).unwrap_or_default();
+    let stored = s.stored_bytes().await;
     let needle = token.as_bytes();
-    assert!(!db.windows(needle.len()).any(|w| w == needle) && !wal.windows(needle.len()).any(|w| w == needle), "token stored in clear");
+    assert!(!stored.windows(needle.len()).any(|w| w == needle), "token stored in clear");
     let r = s.request(reqwest::Method::DELETE, Some(&s.platform), &format!("/api/v1/keys/{}", created["id"]), None).await;
     assert_eq!(r.status, 204);
     assert_eq!(s.get(token, "/api/v1/jobs").await.status, 401);

@@ -35,9 +35,8 @@ async fn endpoint_lifecycle_with_a_signing_secret_shown_once() {
     assert!(again.body.get("signing_secret").is_none());
     assert_eq!(again.body["signing_secret_hint"], put.body["signing_secret_hint"]);
     // The secret is not stored in clear.
-    let db = std::fs::read(s.data.path().join("gensail.db")).unwrap();
-    let wal = std::fs::read(s.data.path().join("gensail.db-wal")).unwrap_or_default();
-    assert!(!db.windows(secret.len()).chain(wal.windows(secret.len())).any(|w| w == secret.as_bytes()));
+    let stored = s.stored_bytes().await;
+    assert!(!stored.windows(secret.len()).any(|w| w == secret.as_bytes()));
 
     assert_eq!(s.request(Method::DELETE, Some(&t.workspace_key), &p, None).await.status, 204);
     assert_eq!(s.get(&t.workspace_key, &p).await.status, 404);

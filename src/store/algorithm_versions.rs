@@ -9,7 +9,6 @@
 use semver::Version;
 use serde::Serialize;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use super::{AlgorithmRow, Store, StoreError, StoreResult, from_json};
 
@@ -90,7 +89,7 @@ pub enum Published {
     AlreadyPublished,
 }
 
-fn version_row(r: &SqliteRow) -> StoreResult<VersionRow> {
+fn version_row(r: &super::Row) -> StoreResult<VersionRow> {
     Ok(VersionRow {
         algorithm_id: r.get("algorithm_id"),
         version: r.get("version"),
@@ -105,7 +104,7 @@ fn version_row(r: &SqliteRow) -> StoreResult<VersionRow> {
     })
 }
 
-const VERSION_COLUMNS: &str = "v.*, (a.status = 'active' AND a.version = v.version) AS active
+const VERSION_COLUMNS: &str = "v.*, CASE WHEN a.status = 'active' AND a.version = v.version THEN 1 ELSE 0 END AS active
      FROM algorithm_versions v JOIN algorithms a ON a.id = v.algorithm_id";
 
 fn parse_version(text: &str) -> StoreResult<Version> {
@@ -135,7 +134,7 @@ impl Store {
         if before.is_none() {
             sqlx::query(
                 "INSERT INTO algorithms (id, version, component_sha256, description, scope_type, scope_id, default_config, status, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (id) DO NOTHING",
             )
             .bind(v.algorithm_id)
             .bind(&version)
@@ -236,7 +235,7 @@ impl Store {
         self.algorithm(algorithm_id).await
     }
 
-    async fn activate_in(tx: &mut sqlx::SqliteConnection, algorithm_id: &str, version: &str, action: &str, key_id: Option<i64>, now: &str) -> StoreResult<()> {
+    async fn activate_in(tx: &mut super::Conn, algorithm_id: &str, version: &str, action: &str, key_id: Option<i64>, now: &str) -> StoreResult<()> {
         let changed = sqlx::query(
             "UPDATE algorithms SET version = v.version, component_sha256 = v.component_sha256, description = v.description,
                  status = 'active', updated_at = $3
@@ -255,7 +254,7 @@ impl Store {
         Self::log_activation(tx, algorithm_id, version, action, key_id, now).await
     }
 
-    async fn log_activation(tx: &mut sqlx::SqliteConnection, algorithm_id: &str, version: &str, action: &str, key_id: Option<i64>, now: &str) -> StoreResult<()> {
+    async fn log_activation(tx: &mut super::Conn, algorithm_id: &str, version: &str, action: &str, key_id: Option<i64>, now: &str) -> StoreResult<()> {
         sqlx::query("INSERT INTO algorithm_activations (algorithm_id, version, action, key_id, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(algorithm_id)
             .bind(version)

@@ -6,7 +6,6 @@
 
 use serde::Serialize;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use super::{Store, StoreError, StoreResult, Workspace, from_json};
 
@@ -37,7 +36,7 @@ const AVAILABLE: &str = "a.status = 'active' AND (a.scope_type = 'global'
       OR (a.scope_type = 'organization' AND a.scope_id = $3)
       OR a.id IN (SELECT algorithm_id FROM workspace_algorithms WHERE workspace_id = $1))";
 
-fn algorithm(r: &SqliteRow) -> StoreResult<AlgorithmRow> {
+fn algorithm(r: &super::Row) -> StoreResult<AlgorithmRow> {
     Ok(AlgorithmRow {
         algorithm_id: r.get("id"),
         version: r.get("version"),

@@ -88,7 +88,7 @@ impl Store {
     }
 
     /// Adds the delivery of a finished run when its job delivers (inside the run's transaction).
-    pub(super) async fn enqueue_delivery(tx: &mut sqlx::SqliteConnection, run_id: i64, now: &str) -> StoreResult<()> {
+    pub(super) async fn enqueue_delivery(tx: &mut super::Conn, run_id: i64, now: &str) -> StoreResult<()> {
         let delivery_id = format!("dlv_{}", hex::encode(rand::random::<[u8; 16]>()));
         sqlx::query(
             "INSERT INTO deliveries (delivery_id, job_id, algorithm_run_id, entity_type, entity_id, status, next_attempt_at, created_at)
@@ -107,12 +107,13 @@ impl Store {
     /// Claims up to `limit` due deliveries whose lease is absent or expired.
     pub async fn claim_deliveries(&self, worker: &str, lease_until: &str, limit: i64) -> StoreResult<Vec<DeliveryWork>> {
         let now = self.now();
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "UPDATE deliveries SET lease_owner = $1, lease_expires_at = $2
              WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $3
-                                 AND (lease_expires_at IS NULL OR lease_expires_at < $3) ORDER BY next_attempt_at LIMIT $4)
+                                 AND (lease_expires_at IS NULL OR lease_expires_at < $3) ORDER BY next_attempt_at LIMIT $4{})
              RETURNING id, delivery_id, job_id, algorithm_run_id, entity_type, entity_id, attempts",
-        )
+            self.skip_locked()
+        ))
         .bind(worker)
         .bind(lease_until)
         .bind(&now)

@@ -22,7 +22,7 @@ impl Store {
         Self::add_event_in(&mut *self.pool.acquire().await?, job_id, level, message, &self.now()).await
     }
 
-    pub(super) async fn add_event_in(conn: &mut sqlx::SqliteConnection, job_id: i64, level: &str, message: &str, now: &str) -> StoreResult<()> {
+    pub(super) async fn add_event_in(conn: &mut super::Conn, job_id: i64, level: &str, message: &str, now: &str) -> StoreResult<()> {
         sqlx::query("INSERT INTO job_events (job_id, at, level, message) VALUES ($1, $2, $3, $4)")
             .bind(job_id)
             .bind(now)

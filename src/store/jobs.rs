@@ -4,7 +4,6 @@
 use gensail_host_api::Transcript;
 use serde::Serialize;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use super::{Scope, Store, StoreError, StoreResult, from_json};
 
@@ -50,7 +49,7 @@ pub struct JobRow {
     pub completed_at: Option<String>,
 }
 
-fn job(r: &SqliteRow) -> StoreResult<JobRow> {
+fn job(r: &super::Row) -> StoreResult<JobRow> {
     Ok(JobRow {
         job_id: r.get("id"),
         workspace_id: r.get("workspace_id"),
@@ -173,11 +172,11 @@ impl Store {
             TranscriptSource::Existing(sha) => Some(sha.clone()),
         };
         let final_now = matches!(new.status, "completed" | "skipped" | "failed").then_some(&now);
-        let job_id = sqlx::query(
+        let job_id: i64 = sqlx::query_scalar(
             "INSERT INTO jobs (workspace_id, parent_job_id, kind, status, requested_algorithm_ids, analytics_only, transcript_sha256,
                  source_call_id, source_company_id, recording_url, contacted_at, duration_seconds, error, created_at, updated_at, completed_at,
                  webhook_entity_type, webhook_entity_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16, $17)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16, $17) RETURNING id",
         )
         .bind(new.workspace_id)
         .bind(new.parent_job_id)
@@ -196,9 +195,8 @@ impl Store {
         .bind(final_now)
         .bind(webhook.map(|e| e.type_name()))
         .bind(webhook.map(|e| e.id()))
-        .execute(&mut *tx)
-        .await?
-        .last_insert_rowid();
+        .fetch_one(&mut *tx)
+        .await?;
         Self::insert_runs(&mut tx, job_id, &new.runs, &now).await?;
         Self::add_event_in(&mut tx, job_id, "info", &new.event, &now).await?;
         tx.commit().await?;
@@ -237,7 +235,7 @@ impl Store {
         .await
     }
 
-    async fn insert_runs(tx: &mut sqlx::SqliteConnection, job_id: i64, runs: &[NewRun], now: &str) -> StoreResult<()> {
+    async fn insert_runs(tx: &mut super::Conn, job_id: i64, runs: &[NewRun], now: &str) -> StoreResult<()> {
         for run in runs {
             let config = run.config.to_string();
             sqlx::query(

@@ -88,21 +88,21 @@ impl Store {
     pub async fn insert_key(&self, scope: Scope, token: &str) -> StoreResult<ApiKey> {
         let now = self.now();
         let hint = format!("...{}", &token[token.len().saturating_sub(4)..]);
-        let result = sqlx::query(
+        let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO api_keys (token_sha256, token_hint, scope_type, scope_id, created_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (token_sha256) DO NOTHING",
+             ON CONFLICT (token_sha256) DO NOTHING RETURNING id",
         )
         .bind(token_sha256(token))
         .bind(&hint)
         .bind(scope.type_name())
         .bind(scope.id())
         .bind(&now)
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        if result.rows_affected() == 0 {
+        let Some(id) = id else {
             return self.key_by_token(token).await?.ok_or(StoreError::NotFound("api key"));
-        }
-        Ok(ApiKey { id: result.last_insert_rowid(), scope, token_hint: hint, created_at: now })
+        };
+        Ok(ApiKey { id, scope, token_hint: hint, created_at: now })
     }
 
     /// The live key a token belongs to.

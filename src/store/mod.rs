@@ -1,7 +1,11 @@
 //! The database: every read and write the service makes, behind one type.
 //!
-//! Handlers and the worker call [`Store`] methods and never write SQL, so a
-//! second backend (PostgreSQL) can be added here without touching them. Each
+//! Handlers and the worker call [`Store`] methods and never write SQL. The
+//! store runs on SQLite (embedded default) or PostgreSQL (scale-out) through
+//! sqlx's `Any` driver: one set of SQL, written to mean the same on both
+//! (`$n` placeholders, integers for booleans, text timestamps that sort), and
+//! one migration directory per backend kept in step (`migrations/sqlite`,
+//! `migrations/postgres`, same versions). Each
 //! method that changes more than one row does so in one transaction: a failed
 //! request leaves the database as it was.
 //!
@@ -29,11 +33,10 @@ mod transcripts;
 mod webhooks;
 
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
 
 pub use algorithm_versions::{NewVersion, PublishRecord, Published, VersionRow};
 pub use algorithms::AlgorithmRow;
@@ -47,6 +50,21 @@ pub use runs::{ClaimedJob, ExistingRun, RunRow};
 pub use tenants::{Organization, Partner, Workspace};
 
 use crate::clock::{self, SharedClock};
+
+/// A connection inside a transaction (either backend).
+type Conn = sqlx::AnyConnection;
+/// A result row (either backend).
+type Row = sqlx::any::AnyRow;
+
+/// Which database the store talks to. The SQL is shared; the few statements
+/// that differ ask [`Store::backend`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite (WAL): one machine, the default.
+    Sqlite,
+    /// PostgreSQL: several API servers and workers share it.
+    Postgres,
+}
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -71,14 +89,17 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The database handle. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
     clock: SharedClock,
+    backend: Backend,
 }
 
 impl Store {
     /// Opens (creating if needed) the database and runs the migrations.
-    /// `url` is a `sqlite:` URL; without one, `DATA_DIR/gensail.db`.
+    /// `url` is `sqlite://PATH` or `postgres://…`; without one, SQLite in
+    /// `DATA_DIR/gensail.db`.
     pub async fn open(url: Option<&str>, data_dir: &Path, clock: SharedClock) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
         let url = match url {
             Some(url) => url.to_owned(),
             None => {
@@ -86,18 +107,46 @@ impl Store {
                 format!("sqlite://{}", data_dir.join("gensail.db").display())
             }
         };
-        if !url.starts_with("sqlite:") {
-            anyhow::bail!("unsupported database URL {url:?}: this build stores data in SQLite (sqlite://PATH)");
+        let pool = if url.starts_with("sqlite:") {
+            let url = if url.contains('?') { url } else { format!("{url}?mode=rwc") };
+            let pool = AnyPoolOptions::new()
+                .max_connections(8)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        // WAL: readers never block the writer; a busy writer is waited for, not failed.
+                        for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 10000"] {
+                            sqlx::Executor::execute(&mut *conn, pragma).await?;
+                        }
+                        Ok(())
+                    })
+                })
+                .connect(&url)
+                .await?;
+            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+            (pool, Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pool = AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(&url).await?;
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+            (pool, Backend::Postgres)
+        } else {
+            anyhow::bail!("unsupported database URL {url:?}: use sqlite://PATH or postgres://USER@HOST/DATABASE");
+        };
+        Ok(Self { pool: pool.0, clock, backend: pool.1 })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// What a claim's inner `SELECT` ends with: on PostgreSQL `FOR UPDATE SKIP
+    /// LOCKED`, so concurrent claimers take different rows instead of queueing
+    /// on (and then both updating) the same one; SQLite has a single writer.
+    fn skip_locked(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
         }
-        let options = SqliteConnectOptions::from_str(&url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool, clock })
     }
 
     /// Whether the database answers.

@@ -3,7 +3,6 @@
 use gensail_engine::RunReport;
 use serde::Serialize;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use super::{JobRow, Store, StoreError, StoreResult, from_json};
 
@@ -48,7 +47,7 @@ pub struct RunRow {
     pub finished_at: Option<String>,
 }
 
-fn run(r: &SqliteRow) -> StoreResult<RunRow> {
+fn run(r: &super::Row) -> StoreResult<RunRow> {
     let json = |col: &str| r.get::<Option<&str>, _>(col).map(from_json).transpose();
     Ok(RunRow {
         algorithm_run_id: r.get("id"),
@@ -133,13 +132,16 @@ impl Store {
     /// Its runs that are not completed are marked running.
     pub async fn claim_job(&self, worker: &str, lease_until: &str) -> StoreResult<Option<ClaimedJob>> {
         let now = self.now();
-        let claimed = sqlx::query(
+        // PostgreSQL: concurrent workers skip a job another is claiming instead
+        // of both taking it; SQLite has one writer at a time and needs no lock.
+        let claimed = sqlx::query(&format!(
             "UPDATE jobs SET lease_owner = $1, lease_expires_at = $2, updated_at = $3,
                  status = CASE WHEN status = 'queued' THEN 'analyzing' ELSE status END
              WHERE id = (SELECT id FROM jobs WHERE status IN ('queued', 'analyzing') AND (lease_expires_at IS NULL OR lease_expires_at < $3)
-                         ORDER BY id LIMIT 1)
+                         ORDER BY id LIMIT 1{})
              RETURNING id",
-        )
+            self.skip_locked()
+        ))
         .bind(worker)
         .bind(lease_until)
         .bind(&now)
@@ -223,7 +225,7 @@ impl Store {
 
     /// Ends the transaction that settled a run: a run that was settled now
     /// gets its webhook delivery in the same transaction (the outbox).
-    async fn commit_settled_run(mut tx: sqlx::Transaction<'_, sqlx::Sqlite>, run_id: i64, settled: bool, now: &str) -> StoreResult<bool> {
+    async fn commit_settled_run(mut tx: sqlx::Transaction<'_, sqlx::Any>, run_id: i64, settled: bool, now: &str) -> StoreResult<bool> {
         if settled {
             Self::enqueue_delivery(&mut tx, run_id, now).await?;
         }
@@ -242,8 +244,8 @@ impl Store {
         // waits for it, instead of failing to upgrade a read snapshot.
         let settled = sqlx::query(
             "UPDATE jobs SET
-                 analysis_outcome = (SELECT CASE WHEN SUM(status = 'failed') IS NULL OR SUM(status = 'failed') = 0 THEN 'completed'
-                                       WHEN SUM(status = 'completed') = 0 THEN 'failed' ELSE 'partial' END
+                 analysis_outcome = (SELECT CASE WHEN COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) = 0 THEN 'completed'
+                                       WHEN SUM(CASE WHEN status = 'completed' THEN 1 ELSE 0 END) = 0 THEN 'failed' ELSE 'partial' END
                            FROM algorithm_runs WHERE job_id = $1),
                  lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
              WHERE id = $1 AND lease_owner = $3

@@ -50,12 +50,11 @@ impl Store {
     /// Creates a partner.
     pub async fn create_partner(&self, name: &str) -> StoreResult<Partner> {
         let now = self.now();
-        let id = sqlx::query("INSERT INTO partners (name, created_at) VALUES ($1, $2)")
+        let id: i64 = sqlx::query_scalar("INSERT INTO partners (name, created_at) VALUES ($1, $2) RETURNING id")
             .bind(name)
             .bind(&now)
-            .execute(&self.pool)
-            .await?
-            .last_insert_rowid();
+            .fetch_one(&self.pool)
+            .await?;
         Ok(Partner { id, name: name.to_owned(), created_at: now })
     }
 
@@ -63,13 +62,12 @@ impl Store {
     pub async fn create_organization(&self, partner_id: i64, name: &str) -> StoreResult<Organization> {
         self.partner(partner_id).await?;
         let now = self.now();
-        let id = sqlx::query("INSERT INTO organizations (partner_id, name, created_at) VALUES ($1, $2, $3)")
+        let id: i64 = sqlx::query_scalar("INSERT INTO organizations (partner_id, name, created_at) VALUES ($1, $2, $3) RETURNING id")
             .bind(partner_id)
             .bind(name)
             .bind(&now)
-            .execute(&self.pool)
-            .await?
-            .last_insert_rowid();
+            .fetch_one(&self.pool)
+            .await?;
         Ok(Organization { id, partner_id, name: name.to_owned(), created_at: now })
     }
 
@@ -77,14 +75,13 @@ impl Store {
     pub async fn create_workspace(&self, organization_id: i64, name: &str, min_duration_seconds: Option<i64>) -> StoreResult<Workspace> {
         self.organization(organization_id).await?;
         let now = self.now();
-        let id = sqlx::query("INSERT INTO workspaces (organization_id, name, min_duration_seconds, created_at) VALUES ($1, $2, $3, $4)")
+        let id: i64 = sqlx::query_scalar("INSERT INTO workspaces (organization_id, name, min_duration_seconds, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
             .bind(organization_id)
             .bind(name)
             .bind(min_duration_seconds.unwrap_or(30))
             .bind(&now)
-            .execute(&self.pool)
-            .await?
-            .last_insert_rowid();
+            .fetch_one(&self.pool)
+            .await?;
         self.workspace(id).await
     }
 

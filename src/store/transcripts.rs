@@ -24,7 +24,7 @@ pub struct TranscriptSummary {
 
 impl Store {
     /// Stores a transcript (once per distinct content) and returns its hash.
-    pub(super) async fn put_transcript(tx: &mut sqlx::SqliteConnection, transcript: &Transcript, now: &str) -> StoreResult<String> {
+    pub(super) async fn put_transcript(tx: &mut super::Conn, transcript: &Transcript, now: &str) -> StoreResult<String> {
         let content = serde_json::to_string(transcript).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let sha256 = hex::encode(Sha256::digest(content.as_bytes()));
         let speech = transcript.segments.iter().filter(|s| !s.text.trim().is_empty()).count();

@@ -107,7 +107,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $6)
              ON CONFLICT (entity_type, entity_id) DO UPDATE SET url = excluded.url, updated_at = excluded.updated_at,
                  disabled_at = NULL, disabled_reason = NULL
-             RETURNING signing_secret_enc = $4 AS created",
+             RETURNING CASE WHEN signing_secret_enc = $4 THEN 1 ELSE 0 END AS created",
         )
         .bind(entity.type_name())
         .bind(entity.id())
@@ -117,7 +117,7 @@ impl Store {
         .bind(&now)
         .fetch_one(&self.pool)
         .await?;
-        Ok(row.get::<bool, _>("created"))
+        Ok(row.get::<i64, _>("created") != 0)
     }
 
     /// An entity's own endpoint.

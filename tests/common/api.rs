@@ -32,6 +32,8 @@ pub struct TestServer {
     pub clock: Arc<ManualClock>,
     pub state: AppState,
     pub data: Arc<tempfile::TempDir>,
+    /// The PostgreSQL database of this server (None: SQLite in `data`).
+    pub database_url: Option<String>,
     client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -62,7 +64,46 @@ fn copy_hostile() -> PathBuf {
     dir
 }
 
+/// The PostgreSQL server the suite runs against, when `GENSAIL_TEST_POSTGRES_URL`
+/// names one (`.ci/run` starts it); otherwise every server uses SQLite.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("GENSAIL_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// A new, empty database on the test PostgreSQL server (one per test server,
+/// so tests never see each other's rows), or None for SQLite.
+pub async fn fresh_database() -> Option<String> {
+    use sqlx::Connection;
+    let admin = postgres_url()?;
+    let name = format!("gensail_test_{}", hex::encode(rand::random::<[u8; 8]>()));
+    let mut conn = sqlx::postgres::PgConnection::connect(&admin).await.expect("connect to GENSAIL_TEST_POSTGRES_URL");
+    sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
+    let (base, _) = admin.rsplit_once('/').expect("a postgres URL ends with /DATABASE");
+    Some(format!("{base}/{name}"))
+}
+
 impl TestServer {
+    /// Every stored byte as the database would give it to someone reading its
+    /// files: the SQLite file and WAL, or every PostgreSQL row as text. For
+    /// "this secret is not stored in clear" checks.
+    pub async fn stored_bytes(&self) -> Vec<u8> {
+        use sqlx::{Connection, Row};
+        let Some(url) = &self.database_url else {
+            let mut bytes = std::fs::read(self.data.path().join("gensail.db")).unwrap();
+            bytes.extend(std::fs::read(self.data.path().join("gensail.db-wal")).unwrap_or_default());
+            return bytes;
+        };
+        let mut conn = sqlx::postgres::PgConnection::connect(url).await.unwrap();
+        let tables: Vec<String> = sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'").fetch_all(&mut conn).await.unwrap();
+        let mut bytes = Vec::new();
+        for table in tables {
+            for row in sqlx::query(&format!("SELECT t::text AS row FROM {table} t")).fetch_all(&mut conn).await.unwrap() {
+                bytes.extend(row.get::<String, _>("row").into_bytes());
+            }
+        }
+        bytes
+    }
+
     pub async fn start() -> Self {
         Self::start_with(|_| {}).await
     }
@@ -70,11 +111,12 @@ impl TestServer {
     pub async fn start_with(configure: impl FnOnce(&mut ServeConfig)) -> Self {
         let data = Arc::new(tempfile::tempdir().unwrap());
         let clock = ManualClock::new(chrono::Utc.with_ymd_and_hms(2026, 1, 22, 12, 0, 0).unwrap());
-        Self::launch(data, clock, configure).await
+        Self::launch(data, fresh_database().await, clock, configure).await
     }
 
-    async fn launch(data: Arc<tempfile::TempDir>, clock: Arc<ManualClock>, configure: impl FnOnce(&mut ServeConfig)) -> Self {
+    async fn launch(data: Arc<tempfile::TempDir>, database_url: Option<String>, clock: Arc<ManualClock>, configure: impl FnOnce(&mut ServeConfig)) -> Self {
         let mut config = ServeConfig::new(data.path().to_path_buf());
+        config.database_url = database_url.clone();
         config.bind = "127.0.0.1:0".parse().unwrap();
         config.engine.cache_dir = Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache"));
         config.platform_token = Some(PLATFORM_TOKEN.into());
@@ -91,13 +133,13 @@ impl TestServer {
         let handle = tokio::spawn(server.run(async move {
             let _ = stopped.await;
         }));
-        Self { base, platform: PLATFORM_TOKEN.into(), clock, state, data, client: reqwest::Client::new(), stop: Some(stop), handle: Some(handle) }
+        Self { base, platform: PLATFORM_TOKEN.into(), clock, state, data, database_url, client: reqwest::Client::new(), stop: Some(stop), handle: Some(handle) }
     }
 
     /// Stops gracefully and starts again on the same data (a restart).
     pub async fn restart(mut self, configure: impl FnOnce(&mut ServeConfig)) -> Self {
         self.shutdown().await;
-        Self::launch(self.data.clone(), self.clock.clone(), configure).await
+        Self::launch(self.data.clone(), self.database_url.clone(), self.clock.clone(), configure).await
     }
 
     pub async fn shutdown(&mut self) {
