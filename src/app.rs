@@ -63,8 +63,15 @@ pub struct ServeConfig {
     pub webhook_allowlist: String,
     /// Rate limits.
     pub rate_limits: RateLimitConfig,
-    /// Run the job worker in this process.
+    /// Serve the HTTP API (false for `gensail worker`).
+    pub api: bool,
+    /// Run the job worker (and the webhook delivery worker) in this process.
     pub worker: bool,
+    /// The key that encrypts stored secrets (`GENSAIL_SECRET_KEY`); else `DATA_DIR/secret.key`.
+    pub secret_key: Option<String>,
+    /// How often this process re-reads which algorithm versions are active
+    /// (changes made through other servers of the deployment).
+    pub algorithm_sync_interval: std::time::Duration,
     /// Worker settings.
     pub worker_config: WorkerConfig,
     /// Webhook delivery settings (the delivery worker runs with the job worker).
@@ -86,7 +93,10 @@ impl ServeConfig {
             max_component_bytes: 32 << 20,
             webhook_allowlist: String::new(),
             rate_limits: RateLimitConfig::default(),
+            api: true,
             worker: true,
+            secret_key: None,
+            algorithm_sync_interval: std::time::Duration::from_secs(2),
             worker_config: WorkerConfig::default(),
             delivery: crate::delivery::DeliveryConfig::default(),
         }
@@ -99,12 +109,22 @@ impl ServeConfig {
 pub async fn build_state(config: &ServeConfig, clock: SharedClock) -> anyhow::Result<(AppState, Option<String>)> {
     let store = Store::open(config.database_url.as_deref(), &config.data_dir, clock.clone()).await?;
     let engine = Engine::new(config.engine.clone())?;
+    let secrets = crate::secrets::SecretBox::load(config.secret_key.as_deref(), &config.data_dir)?;
+    let agreed = store.agree_on_setting("secret_key_fingerprint", secrets.fingerprint()).await?;
+    anyhow::ensure!(
+        agreed == secrets.fingerprint(),
+        "this server's secret key (GENSAIL_SECRET_KEY or DATA_DIR/secret.key) is not the one this database's other servers use \
+         (fingerprint {} here, {agreed} recorded): give every server of the deployment the same GENSAIL_SECRET_KEY",
+        secrets.fingerprint()
+    );
     let mut generated = None;
-    if let Some(token) = &config.platform_token {
-        store.insert_key(Scope::Platform, token).await?;
-    } else if !store.has_platform_key().await? {
-        let (_, token) = store.create_key(Scope::Platform).await?;
-        generated = Some(token);
+    if config.api {
+        if let Some(token) = &config.platform_token {
+            store.insert_key(Scope::Platform, token).await?;
+        } else if !store.has_platform_key().await? {
+            let (_, token) = store.create_key(Scope::Platform).await?;
+            generated = Some(token);
+        }
     }
     let state = AppState {
         rate_limits: RateLimits::new(config.rate_limits, clock),
@@ -112,7 +132,7 @@ pub async fn build_state(config: &ServeConfig, clock: SharedClock) -> anyhow::Re
         engine,
         work_available: Arc::new(Notify::new()),
         metrics: crate::metrics::Metrics::new(),
-        secrets: crate::secrets::SecretBox::load(&config.data_dir)?,
+        secrets,
         outbound: crate::outbound::OutboundGuard::parse(&config.webhook_allowlist)?,
         deliveries_due: Arc::new(Notify::new()),
         max_component_bytes: config.max_component_bytes,
@@ -124,11 +144,41 @@ pub async fn build_state(config: &ServeConfig, clock: SharedClock) -> anyhow::Re
     Ok((state, generated))
 }
 
+/// Starts what runs beside the HTTP server until `stop` turns true: the job
+/// and delivery workers (if this process works), following other servers'
+/// algorithm changes, the plugins-directory watcher, and rate-limit upkeep.
+fn spawn_background(
+    state: &AppState,
+    config: &ServeConfig,
+    plugins: Option<(PathBuf, crate::lifecycle::watch::Seen)>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    if config.worker {
+        tasks.push(tokio::spawn(Worker::new(state.clone(), config.worker_config.clone()).run(stop.clone())));
+        tasks.push(tokio::spawn(crate::delivery::run(state.clone(), config.delivery.clone(), stop.clone())));
+    }
+    tasks.push(tokio::spawn(crate::lifecycle::follow(state.clone(), config.algorithm_sync_interval, stop.clone())));
+    if let Some((dir, seen)) = plugins {
+        tasks.push(tokio::spawn(crate::lifecycle::watch::run(state.clone(), dir, seen, stop.clone())));
+    }
+    let (limits, mut janitor_stop) = (state.rate_limits.clone(), stop.clone());
+    tasks.push(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => limits.retain_recent(),
+                _ = janitor_stop.changed() => break,
+            }
+        }
+    }));
+    tasks
+}
+
 /// A server bound to its port, not yet serving (tests read the port first).
 pub struct Server {
     listener: TcpListener,
     state: AppState,
-    worker: Option<(WorkerConfig, crate::delivery::DeliveryConfig)>,
+    config: ServeConfig,
     plugins: Option<(PathBuf, crate::lifecycle::watch::Seen)>,
 }
 
@@ -144,7 +194,7 @@ impl Server {
             None => None,
         };
         let listener = TcpListener::bind(config.bind).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
-        Ok(Self { listener, state, worker: config.worker.then(|| (config.worker_config.clone(), config.delivery.clone())), plugins })
+        Ok(Self { listener, state, config: config.clone(), plugins })
     }
 
     /// The bound address.
@@ -156,21 +206,7 @@ impl Server {
     /// worker finish or release its jobs, and returns.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let worker = self.worker.map(|(config, delivery)| {
-            let worker = Worker::new(self.state.clone(), config);
-            (tokio::spawn(worker.run(stop_rx.clone())), tokio::spawn(crate::delivery::run(self.state.clone(), delivery, stop_rx.clone())))
-        });
-        let watcher = self.plugins.map(|(dir, seen)| tokio::spawn(crate::lifecycle::watch::run(self.state.clone(), dir, seen, stop_rx.clone())));
-        let limits = self.state.rate_limits.clone();
-        let mut janitor_stop = stop_rx.clone();
-        let janitor = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => limits.retain_recent(),
-                    _ = janitor_stop.changed() => break,
-                }
-            }
-        });
+        let background = spawn_background(&self.state, &self.config, self.plugins, &stop_rx);
         let app = crate::http::router(self.state);
         axum::serve(self.listener, app)
             .with_graceful_shutdown(async move {
@@ -178,16 +214,33 @@ impl Server {
                 let _ = stop_tx.send(true);
             })
             .await?;
-        if let Some((worker, delivery)) = worker {
-            worker.await?;
-            delivery.await?;
+        for task in background {
+            task.await?;
         }
-        if let Some(watcher) = watcher {
-            watcher.await?;
-        }
-        janitor.abort();
         Ok(())
     }
+}
+
+/// `gensail worker`: the job and delivery workers without the HTTP API, for
+/// deployments that scale workers apart from API servers (on PostgreSQL, or
+/// beside a `serve --no-worker` on the same SQLite file). Runs until SIGINT/SIGTERM.
+pub async fn run_worker(mut config: ServeConfig) -> anyhow::Result<()> {
+    config.api = false;
+    config.worker = true;
+    config.plugins_dir = None;
+    let clock: SharedClock = Arc::new(SystemClock);
+    let (state, _) = build_state(&config, clock).await?;
+    let shutdown = shutdown_signal()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let background = spawn_background(&state, &config, None, &stop_rx);
+    tracing::info!(worker = %config.worker_config.id, "gensail worker is running");
+    println!("gensail worker {} is running", config.worker_config.id);
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    for task in background {
+        task.await?;
+    }
+    Ok(())
 }
 
 /// `gensail serve`: everything in one process.

@@ -4,7 +4,9 @@
 //!
 //! The key comes from `GENSAIL_SECRET_KEY` (64 hex digits), else from
 //! `DATA_DIR/secret.key`, created with mode 0600 on first start. Losing the key
-//! loses the stored secrets (they can be set again); it is never logged.
+//! loses the stored secrets (they can be set again); it is never logged. Every
+//! server of a deployment needs the same key: the database records the key's
+//! fingerprint, and a server with another key refuses to start.
 
 use std::path::Path;
 
@@ -15,6 +17,7 @@ use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: ChaCha20Poly1305,
+    fingerprint: String,
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -24,9 +27,9 @@ impl std::fmt::Debug for SecretBox {
 }
 
 impl SecretBox {
-    /// The service key from the environment or the data directory.
-    pub fn load(data_dir: &Path) -> anyhow::Result<Self> {
-        if let Ok(hex_key) = std::env::var("GENSAIL_SECRET_KEY") {
+    /// The configured key (`GENSAIL_SECRET_KEY`), else the data directory's.
+    pub fn load(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<Self> {
+        if let Some(hex_key) = configured {
             let bytes = hex::decode(hex_key.trim()).map_err(|_| anyhow::anyhow!("GENSAIL_SECRET_KEY must be 64 hex digits"))?;
             anyhow::ensure!(bytes.len() == 32, "GENSAIL_SECRET_KEY must be 64 hex digits (32 bytes)");
             return Ok(Self::from_key(&bytes));
@@ -47,7 +50,14 @@ impl SecretBox {
     }
 
     fn from_key(key: &[u8]) -> Self {
-        Self { cipher: ChaCha20Poly1305::new(Key::from_slice(key)) }
+        use sha2::{Digest, Sha256};
+        let fingerprint = hex::encode(&Sha256::digest([b"gensail secret key fingerprint:".as_slice(), key].concat())[..8]);
+        Self { cipher: ChaCha20Poly1305::new(Key::from_slice(key)), fingerprint }
+    }
+
+    /// A short one-way fingerprint of the key, to tell whether two servers share it.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// `v1:` + hex(nonce ‖ ciphertext).

@@ -1,5 +1,5 @@
-//! The command line: `gensail serve`, and `gensail algorithms list | inspect
-//! | run | new | publish`.
+//! The command line: `gensail serve`, `gensail worker`, and `gensail
+//! algorithms list | inspect | run | new | publish`.
 //!
 //! # Layout
 //! - this file: argument parsing and the local commands.
@@ -36,6 +36,8 @@ pub struct Cli {
 pub enum Command {
     /// Runs the service: HTTP API and job worker, embedded SQLite, bundled algorithms.
     Serve(ServeArgs),
+    /// Runs only the job and webhook workers (no HTTP), sharing the database with API servers.
+    Worker(NodeArgs),
     /// Work with algorithm plugins locally.
     #[command(subcommand)]
     Algorithms(AlgorithmsCommand),
@@ -68,33 +70,15 @@ pub enum AlgorithmsCommand {
     Publish(publish::PublishArgs),
 }
 
-/// Arguments of `gensail serve`.
+/// What every server process takes: the database, the secret key, run limits.
 #[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "GENSAIL_BIND", default_value = "127.0.0.1:8080")]
-    pub bind: Option<std::net::SocketAddr>,
-    /// Database URL (default: SQLite in the data directory).
-    #[arg(long, env = "DATABASE_URL")]
+pub struct NodeArgs {
+    /// Database URL: sqlite://PATH (default: SQLite in the data directory) or postgres://USER@HOST/DB.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// A directory of algorithm components (.wasm) to publish at start and hot-load while serving.
-    #[arg(long, env = "GENSAIL_PLUGINS_DIR")]
-    pub plugins_dir: Option<PathBuf>,
-    /// Also create a demo tenant, print a key of each scope and ingest sample calls.
-    #[arg(long)]
-    pub demo: bool,
-    /// Serve the API only; another process runs the worker.
-    #[arg(long)]
-    pub no_worker: bool,
-    /// Requests per minute for workspace keys.
-    #[arg(long, env = "GENSAIL_RATE_LIMIT_WORKSPACE", default_value_t = 50)]
-    pub rate_limit_workspace: u32,
-    /// Requests per minute for organization keys.
-    #[arg(long, env = "GENSAIL_RATE_LIMIT_ORGANIZATION", default_value_t = 120)]
-    pub rate_limit_organization: u32,
-    /// Requests per minute for partner keys.
-    #[arg(long, env = "GENSAIL_RATE_LIMIT_PARTNER", default_value_t = 500)]
-    pub rate_limit_partner: u32,
+    /// 64 hex digits: the key that encrypts stored webhook secrets; every server of a deployment needs the same one.
+    #[arg(long, env = "GENSAIL_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
     /// Runs executing at once (default: the number of cores).
     #[arg(long, env = "GENSAIL_MAX_CONCURRENT_RUNS")]
     pub max_concurrent_runs: Option<usize>,
@@ -107,9 +91,50 @@ pub struct ServeArgs {
     /// Default memory limit of a run, in bytes.
     #[arg(long, env = "GENSAIL_RUN_MEMORY_BYTES")]
     pub run_memory_bytes: Option<u64>,
+    /// Hosts, IPs or CIDRs webhooks may reach although they are private (e.g. 127.0.0.1,10.0.0.0/8).
+    #[arg(long, env = "GENSAIL_WEBHOOK_ALLOWLIST", default_value = "")]
+    pub webhook_allowlist: String,
+    /// How long a worker's claim on a job lasts without renewal; a dead worker's jobs move on after this.
+    #[arg(long, env = "GENSAIL_WORKER_LEASE_SECONDS", default_value_t = 30)]
+    pub worker_lease_seconds: u64,
+    /// How often an idle worker looks for work (jobs created by other servers, expired leases).
+    #[arg(long, env = "GENSAIL_WORKER_POLL_MS", default_value_t = 1000)]
+    pub worker_poll_ms: u64,
+    /// How often this server re-reads which algorithm versions are active (changes made through other servers).
+    #[arg(long, env = "GENSAIL_ALGORITHM_SYNC_MS", default_value_t = 2000)]
+    pub algorithm_sync_ms: u64,
+}
+
+/// Arguments of `gensail serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "GENSAIL_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: Option<std::net::SocketAddr>,
+    /// A directory of algorithm components (.wasm) to publish at start and hot-load while serving.
+    #[arg(long, env = "GENSAIL_PLUGINS_DIR")]
+    pub plugins_dir: Option<PathBuf>,
+    /// Also create a demo tenant, print a key of each scope and ingest sample calls.
+    #[arg(long)]
+    pub demo: bool,
+    /// Serve the API only; `gensail worker` processes run the jobs.
+    #[arg(long)]
+    pub no_worker: bool,
+    /// Requests per minute for workspace keys.
+    #[arg(long, env = "GENSAIL_RATE_LIMIT_WORKSPACE", default_value_t = 50)]
+    pub rate_limit_workspace: u32,
+    /// Requests per minute for organization keys.
+    #[arg(long, env = "GENSAIL_RATE_LIMIT_ORGANIZATION", default_value_t = 120)]
+    pub rate_limit_organization: u32,
+    /// Requests per minute for partner keys.
+    #[arg(long, env = "GENSAIL_RATE_LIMIT_PARTNER", default_value_t = 500)]
+    pub rate_limit_partner: u32,
     /// Largest component `POST /api/v1/algorithms` accepts, in bytes.
     #[arg(long, env = "GENSAIL_MAX_COMPONENT_BYTES", default_value_t = 32 << 20)]
     pub max_component_bytes: usize,
+    /// Database, secret key and run limits.
+    #[command(flatten)]
+    pub node: NodeArgs,
 }
 
 /// Arguments of `gensail algorithms run`.
@@ -162,10 +187,17 @@ fn init_tracing() {
 async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let command = cli.command.expect("main() makes a missing command `serve`");
     let engine_config = EngineConfig { cache_dir: Some(cli.data_dir.join("compile-cache")), ..EngineConfig::default() };
-    if let Command::Serve(args) = command {
-        serve(cli.data_dir, engine_config, args).await?;
-        return Ok(ExitCode::SUCCESS);
-    }
+    let command = match command {
+        Command::Serve(args) => {
+            serve(cli.data_dir, engine_config, args).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Worker(args) => {
+            crate::app::run_worker(node_config(cli.data_dir, engine_config, args)).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        other => other,
+    };
     // Commands that need no engine.
     let command = match command {
         Command::Algorithms(AlgorithmsCommand::New { name, dir, sdk }) => {
@@ -178,7 +210,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let engine = Engine::new(engine_config)?;
     match command {
-        Command::Serve(_) => unreachable!("handled above"),
+        Command::Serve(_) | Command::Worker(_) => unreachable!("handled above"),
         Command::Algorithms(AlgorithmsCommand::List) => {
             let loaded = bundled::load_all(&engine).await?;
             let list: Vec<_> = loaded
@@ -225,7 +257,8 @@ async fn run(engine: &Engine, args: RunArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn serve(data_dir: PathBuf, engine: EngineConfig, args: ServeArgs) -> anyhow::Result<()> {
+/// The settings every server process shares, from its arguments.
+fn node_config(data_dir: PathBuf, engine: EngineConfig, args: NodeArgs) -> crate::app::ServeConfig {
     let mut config = crate::app::ServeConfig::new(data_dir);
     let defaults = LimitOverrides { fuel: args.run_fuel, timeout_ms: args.run_timeout_ms, memory_bytes: args.run_memory_bytes, ..Default::default() }
         .apply(engine.default_limits);
@@ -235,10 +268,21 @@ async fn serve(data_dir: PathBuf, engine: EngineConfig, args: ServeArgs) -> anyh
         max_memory_bytes: engine.max_memory_bytes.max(defaults.memory_bytes),
         ..engine
     };
+    config.database_url = args.database_url;
+    config.secret_key = args.secret_key.filter(|k| !k.trim().is_empty());
+    config.webhook_allowlist = args.webhook_allowlist;
+    config.worker_config.lease = std::time::Duration::from_secs(args.worker_lease_seconds.max(1));
+    config.worker_config.poll_interval = std::time::Duration::from_millis(args.worker_poll_ms.max(10));
+    config.delivery.poll_interval = config.worker_config.poll_interval;
+    config.algorithm_sync_interval = std::time::Duration::from_millis(args.algorithm_sync_ms.max(50));
+    config
+}
+
+async fn serve(data_dir: PathBuf, engine: EngineConfig, args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = node_config(data_dir, engine, args.node);
     if let Some(bind) = args.bind {
         config.bind = bind;
     }
-    config.database_url = args.database_url;
     config.platform_token = std::env::var("GENSAIL_PLATFORM_TOKEN").ok().filter(|t| !t.trim().is_empty());
     config.worker = !args.no_worker;
     config.rate_limits = crate::ratelimit::RateLimitConfig {
@@ -248,7 +292,6 @@ async fn serve(data_dir: PathBuf, engine: EngineConfig, args: ServeArgs) -> anyh
     };
     config.plugins_dir = args.plugins_dir;
     config.max_component_bytes = args.max_component_bytes;
-    config.webhook_allowlist = std::env::var("GENSAIL_WEBHOOK_ALLOWLIST").unwrap_or_default();
     crate::app::serve(config, args.demo).await
 }
 

@@ -13,6 +13,9 @@
 //!   [`sync`], and the bundled algorithms' registration at start.
 //! - [`golden`]: runs a version beside the active one on stored jobs and reports the differences.
 //! - [`watch`]: hot-loads `.wasm` files from a directory.
+//!
+//! Other servers' changes reach this one through [`follow`], which re-reads
+//! the active versions every few seconds (one small query) and loads what changed.
 
 pub mod golden;
 pub mod watch;
@@ -218,14 +221,20 @@ async fn gate(state: &AppState, candidate: &Arc<LoadedAlgorithm>, manifest: &Man
 /// component), or nothing when it is disabled or was never activated.
 pub async fn sync(engine: &Engine, store: &Store, id: &str, hint: Option<&Arc<LoadedAlgorithm>>) -> Result<(), StoreError> {
     let row = store.algorithm(id).await?;
+    sync_row(engine, store, &row, hint).await;
+    Ok(())
+}
+
+async fn sync_row(engine: &Engine, store: &Store, row: &AlgorithmRow, hint: Option<&Arc<LoadedAlgorithm>>) {
+    let id = row.algorithm_id.as_str();
     if row.status != "active" {
         if engine.registry().remove(id).is_some() {
             tracing::info!(algorithm_id = id, status = %row.status, "algorithm unloaded");
         }
-        return Ok(());
+        return;
     }
     if engine.registry().get(id).is_some_and(|a| a.info.sha256 == row.component_sha256) {
-        return Ok(());
+        return;
     }
     let algorithm = match hint.filter(|h| h.info.sha256 == row.component_sha256) {
         Some(h) => h.clone(),
@@ -233,23 +242,37 @@ pub async fn sync(engine: &Engine, store: &Store, id: &str, hint: Option<&Arc<Lo
             Ok(a) => a,
             Err(e) => {
                 // The previous version (if any) keeps serving; the operator sees why.
-                tracing::error!(algorithm_id = id, version = %row.version, error = %e, "cannot load the active version");
-                return Ok(());
+                return tracing::error!(algorithm_id = id, version = %row.version, error = %e, "cannot load the active version");
             }
         },
     };
     engine.registry().activate(algorithm);
     tracing::info!(algorithm_id = id, version = %row.version, "algorithm version active");
-    Ok(())
 }
 
-/// Syncs every algorithm the database knows.
+/// Syncs every algorithm the database knows (one query; loads only what changed).
 pub async fn sync_all(engine: &Engine, store: &Store, hints: &[Arc<LoadedAlgorithm>]) -> Result<(), StoreError> {
     for row in store.all_algorithms().await? {
         let hint = hints.iter().find(|h| h.info.id == row.algorithm_id);
-        sync(engine, store, &row.algorithm_id, hint).await?;
+        sync_row(engine, store, &row, hint).await;
     }
     Ok(())
+}
+
+/// Keeps this process in step with versions published, activated or
+/// disabled by other servers of the deployment: syncs every `interval` until
+/// `stop` turns true.
+pub async fn follow(state: AppState, interval: std::time::Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {
+                if let Err(e) = sync_all(&state.engine, &state.store, &[]).await {
+                    tracing::warn!(error = %e, "cannot read the active algorithm versions");
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
 }
 
 /// Loads a stored version with its limits.

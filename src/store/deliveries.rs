@@ -147,6 +147,11 @@ impl Store {
     ) -> StoreResult<()> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
+        // The job leaves `publishing` below when no delivery is pending. The
+        // worker settling the job decides `publishing` from the same rows, so
+        // the two must not interleave: without the lock each could miss the
+        // other's commit and leave the job publishing for good.
+        self.lock_job(&mut tx, work.job_id).await?;
         let (status, next) = match outcome {
             AttemptOutcome::Delivered => ("delivered", None),
             AttemptOutcome::Retry(at) => ("pending", Some(at.as_str())),

@@ -20,6 +20,7 @@
 //! - `events`: the job log.
 //! - `webhooks`: webhook endpoints and outbound credentials.
 //! - `deliveries`: the webhook outbox and its attempts.
+//! - `settings`: settings every server of a deployment must agree on.
 
 mod algorithm_versions;
 mod algorithms;
@@ -28,6 +29,7 @@ mod events;
 mod jobs;
 mod keys;
 mod runs;
+mod settings;
 mod tenants;
 mod transcripts;
 mod webhooks;
@@ -147,6 +149,17 @@ impl Store {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         }
+    }
+
+    /// Takes the row lock of a job for the rest of the transaction
+    /// (PostgreSQL), so two transactions that each decide something about the
+    /// job from rows of other tables run one after the other. SQLite already
+    /// runs writing transactions one at a time.
+    async fn lock_job(&self, tx: &mut Conn, job_id: i64) -> StoreResult<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT id FROM jobs WHERE id = $1 FOR UPDATE").bind(job_id).execute(&mut *tx).await?;
+        }
+        Ok(())
     }
 
     /// Whether the database answers.

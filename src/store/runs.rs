@@ -277,7 +277,7 @@ impl Store {
         if outcome == "failed" {
             sqlx::query("UPDATE jobs SET error = 'every algorithm run failed' WHERE id = $1").bind(job_id).execute(&mut *tx).await?;
         }
-        let message = format!("{outcome}: {} of {total} runs completed, {failed} failed", total - failed);
+        let message = format!("{outcome}: {} of {total} runs completed, {failed} failed (worker {worker})", total - failed);
         Self::add_event_in(&mut tx, job_id, if failed > 0 { "warn" } else { "info" }, &message, &now).await?;
         tx.commit().await?;
         Ok(Some(status))
