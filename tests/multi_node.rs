@@ -7,19 +7,14 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::nodes::{ApiNode, PLATFORM, Workers, database, worker};
 use common::receiver::Receiver;
-use gensail::app::{AppState, ServeConfig, Server, build_state};
-use gensail::clock::{SharedClock, SystemClock};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::Row;
-
-const PLATFORM: &str = "gs_multi_node_platform_token_0123456789";
-const SECRET_KEY: &str = "4242424242424242424242424242424242424242424242424242424242424242";
 
 /// The database every node of a test shares.
 async fn shared_database(dir: &Path) -> String {
@@ -34,131 +29,12 @@ async fn shared_database(dir: &Path) -> String {
     }
 }
 
-/// An API server (no worker) in this process, on the real clock.
-struct ApiNode {
-    base: String,
-    state: AppState,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-}
-
-impl ApiNode {
-    async fn start(database_url: &str, data: &Path) -> Self {
-        let mut config = ServeConfig::new(data.to_path_buf());
-        config.bind = "127.0.0.1:0".parse().unwrap();
-        config.database_url = Some(database_url.to_owned());
-        config.engine.cache_dir = Some(std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache"));
-        config.platform_token = Some(PLATFORM.into());
-        config.secret_key = Some(SECRET_KEY.into());
-        config.worker = false;
-        config.webhook_allowlist = "127.0.0.1".into();
-        config.algorithm_sync_interval = Duration::from_millis(100);
-        let clock: SharedClock = Arc::new(SystemClock);
-        let (state, _) = build_state(&config, clock).await.expect("node state");
-        let server = Server::bind(state.clone(), &config).await.unwrap();
-        let base = format!("http://{}", server.local_addr());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let handle = tokio::spawn(server.run(async move {
-            let _ = stopped.await;
-        }));
-        Self { base, state, stop: Some(stop), handle: Some(handle) }
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = reqwest::Client::new().request(method, format!("{}{path}", self.base)).bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Value {
-        let (status, body) = self.call(reqwest::Method::POST, path, PLATFORM, Some(body)).await;
-        assert!(status.is_success(), "POST {path}: {status} {body}");
-        body
-    }
-
-    async fn publish(&self, component: Vec<u8>) -> Value {
-        let response = reqwest::Client::new()
-            .post(format!("{}/api/v1/algorithms", self.base))
-            .bearer_auth(PLATFORM)
-            .header("content-type", "application/wasm")
-            .body(component)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::CREATED);
-        response.json().await.unwrap()
-    }
-
-    async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(handle) = self.handle.take() {
-            handle.await.unwrap().unwrap();
-        }
-    }
-}
-
-/// A `gensail worker` process.
-fn worker(database_url: &str, data: &Path, lease_seconds: u64) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_gensail"))
-        .args(["worker", "--data-dir"])
-        .arg(data)
-        .env("DATABASE_URL", database_url)
-        .env("GENSAIL_SECRET_KEY", SECRET_KEY)
-        .env("GENSAIL_WEBHOOK_ALLOWLIST", "127.0.0.1")
-        .env("GENSAIL_WORKER_LEASE_SECONDS", lease_seconds.to_string())
-        .env("GENSAIL_WORKER_POLL_MS", "50")
-        .env("GENSAIL_ALGORITHM_SYNC_MS", "100")
-        .env("GENSAIL_RUN_FUEL", "200000000000")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start gensail worker")
-}
-
-/// Kills the workers when the test ends, however it ends.
-struct Workers(Vec<Child>);
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// A direct connection to the shared database, for what the API does not show.
-async fn database(url: &str) -> sqlx::AnyPool {
-    sqlx::any::install_default_drivers();
-    sqlx::any::AnyPoolOptions::new().max_connections(2).connect(url).await.unwrap()
-}
-
 async fn eventually<F: AsyncFn() -> bool>(what: &str, within: Duration, check: F) {
     let deadline = Instant::now() + within;
     while !check().await {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// A partner → organization → workspace; returns the workspace ID.
-async fn workspace(node: &ApiNode) -> i64 {
-    let partner = node.post("/api/v1/partners", json!({"name": "acme"})).await["id"].as_i64().unwrap();
-    let organization = node.post("/api/v1/organizations", json!({"partner_id": partner, "name": "acme org"})).await["id"].as_i64().unwrap();
-    node.post("/api/v1/workspaces", json!({"organization_id": organization, "name": "acme ws"})).await["id"].as_i64().unwrap()
-}
-
-async fn ingest(node: &ApiNode, workspace: i64, algorithm_ids: &[&str], analytics_only: bool) -> i64 {
-    let transcript = std::fs::read_to_string(format!("{}/plugins/fixtures/support_resolved.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    let body = json!({"workspace_id": workspace, "transcript": serde_json::from_str::<Value>(&transcript).unwrap(),
-                      "algorithm_ids": algorithm_ids, "analytics_only": analytics_only});
-    node.post("/api/v1/calls/transcript", body).await["job_id"].as_i64().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -170,12 +46,12 @@ async fn two_api_servers_and_two_workers_complete_1000_child_jobs_once_each() {
     let b = ApiNode::start(&url, &dir.path().join("b")).await;
     let _workers = Workers(vec![worker(&url, &dir.path().join("w1"), 30), worker(&url, &dir.path().join("w2"), 30)]);
     let receiver = Receiver::start().await;
-    let ws = workspace(&a).await;
+    let ws = a.workspace().await;
     let (status, endpoint) = a.call(reqwest::Method::PUT, &format!("/api/v1/config/workspace/{ws}/webhook"), PLATFORM, Some(json!({"url": receiver.url}))).await;
     assert_eq!(status, StatusCode::OK, "{endpoint}");
     let secret = endpoint["signing_secret"].as_str().unwrap().to_owned();
 
-    let parent = ingest(&a, ws, &["internal_metrics_v1"], true).await;
+    let parent = a.ingest(ws, &["internal_metrics_v1"], true).await;
     let db = database(&url).await;
     eventually("the parent job to complete", Duration::from_secs(60), async || {
         let status: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1").bind(parent).fetch_one(&db).await.unwrap();
@@ -255,10 +131,10 @@ async fn a_job_on_a_killed_worker_completes_on_the_other() {
     let url = shared_database(dir.path()).await;
     let api = ApiNode::start(&url, &dir.path().join("api")).await;
     api.publish(common::wasm("hostile")).await;
-    let ws = workspace(&api).await;
+    let ws = api.workspace().await;
     api.post(&format!("/api/v1/workspaces/{ws}/algorithms"), json!({"algorithm_id": "hostile_v1", "config": {"mode": "busy", "iterations": 3_000_000_000u64}})).await;
     let mut workers = Workers(vec![worker(&url, &dir.path().join("w1"), 2)]);
-    let job = ingest(&api, ws, &["hostile_v1"], true).await;
+    let job = api.ingest(ws, &["hostile_v1"], true).await;
     let db = database(&url).await;
     eventually("the first worker to start the run", Duration::from_secs(30), async || {
         let status: String = sqlx::query_scalar("SELECT status FROM algorithm_runs WHERE job_id = $1").bind(job).fetch_one(&db).await.unwrap();

@@ -73,13 +73,7 @@ pub fn postgres_url() -> Option<String> {
 /// A new, empty database on the test PostgreSQL server (one per test server,
 /// so tests never see each other's rows), or None for SQLite.
 pub async fn fresh_database() -> Option<String> {
-    use sqlx::Connection;
-    let admin = postgres_url()?;
-    let name = format!("gensail_test_{}", hex::encode(rand::random::<[u8; 8]>()));
-    let mut conn = sqlx::postgres::PgConnection::connect(&admin).await.expect("connect to GENSAIL_TEST_POSTGRES_URL");
-    sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
-    let (base, _) = admin.rsplit_once('/').expect("a postgres URL ends with /DATABASE");
-    Some(format!("{base}/{name}"))
+    Some(super::nodes::create_database(&postgres_url()?).await)
 }
 
 impl TestServer {

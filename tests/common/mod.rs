@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod nodes;
 pub mod receiver;
 
 use std::path::PathBuf;
