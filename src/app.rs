@@ -38,9 +38,19 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Tells the worker there is new work (it also polls, for leases that expire).
+    /// Tells the workers there is new work: this process's at once, other
+    /// processes' through the database (PostgreSQL). Workers also poll, for
+    /// leases that expire.
     pub fn wake_worker(&self) {
         self.work_available.notify_one();
+        if self.store.backend() == crate::store::Backend::Postgres {
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                if let Err(e) = store.announce_work().await {
+                    tracing::warn!(error = %e, "cannot announce new work; workers will find it at their next poll");
+                }
+            });
+        }
     }
 }
 
@@ -155,6 +165,11 @@ fn spawn_background(
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     if config.worker {
+        let (listener, stop_listening) = (state.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let work = listener.work_available.clone();
+            listener.store.listen_for_work(move || work.notify_one(), stop_listening).await;
+        }));
         tasks.push(tokio::spawn(Worker::new(state.clone(), config.worker_config.clone()).run(stop.clone())));
         tasks.push(tokio::spawn(crate::delivery::run(state.clone(), config.delivery.clone(), stop.clone())));
     }

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::nodes::{ApiNode, PLATFORM, Workers, database, worker};
+use common::nodes::{ApiNode, PLATFORM, Workers, database, worker, worker_polling};
 use common::receiver::Receiver;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -132,7 +132,7 @@ async fn a_job_on_a_killed_worker_completes_on_the_other() {
     let api = ApiNode::start(&url, &dir.path().join("api")).await;
     api.publish(common::wasm("hostile")).await;
     let ws = api.workspace().await;
-    api.post(&format!("/api/v1/workspaces/{ws}/algorithms"), json!({"algorithm_id": "hostile_v1", "config": {"mode": "busy", "iterations": 3_000_000_000u64}})).await;
+    api.post(&format!("/api/v1/workspaces/{ws}/algorithms"), json!({"algorithm_id": "hostile_v1", "config": {"mode": "busy", "iterations": 2_000_000_000u64}})).await;
     let mut workers = Workers(vec![worker(&url, &dir.path().join("w1"), 2)]);
     let job = api.ingest(ws, &["hostile_v1"], true).await;
     let db = database(&url).await;
@@ -145,11 +145,13 @@ async fn a_job_on_a_killed_worker_completes_on_the_other() {
     workers.0[0].wait().unwrap();
     workers.0.push(worker(&url, &dir.path().join("w2"), 2));
 
-    eventually("the other worker to complete the job", Duration::from_secs(60), async || {
+    eventually("the other worker to settle the job", Duration::from_secs(180), async || {
         let status: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1").bind(job).fetch_one(&db).await.unwrap();
-        status == "completed"
+        ["completed", "partial", "failed"].contains(&status.as_str())
     })
     .await;
+    let status: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1").bind(job).fetch_one(&db).await.unwrap();
+    assert_eq!(status, "completed");
     let run = sqlx::query("SELECT status, attempts, algorithm_version FROM algorithm_runs WHERE job_id = $1").bind(job).fetch_one(&db).await.unwrap();
     assert_eq!((run.get::<String, _>("status"), run.get::<i64, _>("attempts"), run.get::<String, _>("algorithm_version")), ("completed".into(), 2, "0.1.0".into()));
     let completions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job_events WHERE job_id = $1 AND message LIKE 'hostile_v1 % completed in %'").bind(job).fetch_one(&db).await.unwrap();
@@ -181,4 +183,31 @@ async fn a_version_published_on_one_server_serves_on_the_other() {
     assert_eq!((seen["status"].as_str(), seen["active_version"].as_str()), (Some("disabled"), Some("0.1.0")));
     a.shutdown().await;
     b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_a_worker_in_another_process_is_woken_by_new_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = shared_database(dir.path()).await;
+    if url.starts_with("sqlite:") {
+        // SQLite workers in other processes find work by polling only.
+        return eprintln!("skipped on SQLite: no NOTIFY");
+    }
+    let api = ApiNode::start(&url, &dir.path().join("api")).await;
+    let ws = api.workspace().await;
+    // A worker that would not poll again for ten minutes.
+    let _workers = Workers(vec![worker_polling(&url, &dir.path().join("w"), 30, 600_000)]);
+    let db = database(&url).await;
+    eventually("the worker to listen", Duration::from_secs(30), async || {
+        let listening: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%gensail_work%'").fetch_one(&db).await.unwrap();
+        listening > 0
+    })
+    .await;
+    let job = api.ingest(ws, &["internal_metrics_v1"], true).await;
+    eventually("the notified worker to complete the job", Duration::from_secs(20), async || {
+        let status: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1").bind(job).fetch_one(&db).await.unwrap();
+        status == "completed"
+    })
+    .await;
+    api.shutdown().await;
 }

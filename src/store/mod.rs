@@ -94,6 +94,8 @@ pub struct Store {
     pool: AnyPool,
     clock: SharedClock,
     backend: Backend,
+    /// The PostgreSQL URL, for LISTEN connections (never logged: it may hold a password).
+    postgres_url: Option<std::sync::Arc<str>>,
 }
 
 impl Store {
@@ -110,7 +112,7 @@ impl Store {
             }
         };
         let pool = if url.starts_with("sqlite:") {
-            let url = if url.contains('?') { url } else { format!("{url}?mode=rwc") };
+            let url = if url.contains('?') { url.clone() } else { format!("{url}?mode=rwc") };
             let pool = AnyPoolOptions::new()
                 .max_connections(8)
                 .after_connect(|conn, _| {
@@ -133,12 +135,55 @@ impl Store {
         } else {
             anyhow::bail!("unsupported database URL {url:?}: use sqlite://PATH or postgres://USER@HOST/DATABASE");
         };
-        Ok(Self { pool: pool.0, clock, backend: pool.1 })
+        let postgres_url = (pool.1 == Backend::Postgres).then(|| std::sync::Arc::from(url.as_str()));
+        Ok(Self { pool: pool.0, clock, backend: pool.1, postgres_url })
     }
 
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Tells every server listening (PostgreSQL `NOTIFY gensail_work`) that
+    /// jobs were created, so workers in other processes claim them at once
+    /// instead of at their next poll. SQLite: nothing to do.
+    pub async fn announce_work(&self) -> StoreResult<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_notify('gensail_work', '')").execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for `announce_work` from any server and calls `on_work` for
+    /// each, reconnecting after errors, until `stop` turns true. Returns at
+    /// once on SQLite (workers there rely on polling and in-process wakeups).
+    pub async fn listen_for_work(&self, on_work: impl Fn(), mut stop: tokio::sync::watch::Receiver<bool>) {
+        let Some(url) = self.postgres_url.clone() else { return };
+        loop {
+            match sqlx::postgres::PgListener::connect(&url).await {
+                Ok(mut listener) => match listener.listen("gensail_work").await {
+                    Ok(()) => loop {
+                        tokio::select! {
+                            notification = listener.recv() => match notification {
+                                Ok(_) => on_work(),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "lost the work notification connection; reconnecting");
+                                    break;
+                                }
+                            },
+                            _ = stop.changed() => return,
+                        }
+                    },
+                    Err(e) => tracing::warn!(error = %e, "cannot LISTEN for work notifications"),
+                },
+                Err(e) => tracing::warn!(error = %e, "cannot connect to listen for work notifications"),
+            }
+            // Polling keeps jobs moving meanwhile.
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = stop.changed() => return,
+            }
+        }
     }
 
     /// What a claim's inner `SELECT` ends with: on PostgreSQL `FOR UPDATE SKIP

@@ -111,8 +111,13 @@ impl ApiNode {
     }
 }
 
-/// A `gensail worker` process.
+/// A `gensail worker` process that looks for work every 50 ms when idle.
 pub fn worker(database_url: &str, data: &Path, lease_seconds: u64) -> Child {
+    worker_polling(database_url, data, lease_seconds, 50)
+}
+
+/// A `gensail worker` process that looks for work every `poll_ms` when idle.
+pub fn worker_polling(database_url: &str, data: &Path, lease_seconds: u64, poll_ms: u64) -> Child {
     Command::new(env!("CARGO_BIN_EXE_gensail"))
         .args(["worker", "--data-dir"])
         .arg(data)
@@ -120,9 +125,11 @@ pub fn worker(database_url: &str, data: &Path, lease_seconds: u64) -> Child {
         .env("GENSAIL_SECRET_KEY", SECRET_KEY)
         .env("GENSAIL_WEBHOOK_ALLOWLIST", "127.0.0.1")
         .env("GENSAIL_WORKER_LEASE_SECONDS", lease_seconds.to_string())
-        .env("GENSAIL_WORKER_POLL_MS", "50")
+        .env("GENSAIL_WORKER_POLL_MS", poll_ms.to_string())
         .env("GENSAIL_ALGORITHM_SYNC_MS", "100")
+        // Room for deliberately long runs on a busy machine.
         .env("GENSAIL_RUN_FUEL", "200000000000")
+        .env("GENSAIL_RUN_TIMEOUT_MS", "120000")
         .stdout(Stdio::null())
         .spawn()
         .expect("start gensail worker")
