@@ -211,3 +211,17 @@ async fn on_postgresql_a_worker_in_another_process_is_woken_by_new_work() {
     .await;
     api.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_server_with_another_secret_key_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = shared_database(dir.path()).await;
+    let first = ApiNode::start(&url, &dir.path().join("a")).await;
+    let mut config = gensail::app::ServeConfig::new(dir.path().join("b"));
+    config.database_url = Some(url.clone());
+    config.secret_key = Some("17".repeat(32));
+    let clock: gensail::clock::SharedClock = Arc::new(gensail::clock::SystemClock);
+    let error = gensail::app::build_state(&config, clock).await.err().expect("a second key is refused").to_string();
+    assert!(error.contains("give every server of the deployment the same GENSAIL_SECRET_KEY"), "{error}");
+    first.shutdown().await;
+}
