@@ -266,7 +266,7 @@ pub async fn serve(config: ServeConfig, demo: bool) -> anyhow::Result<()> {
         println!("Platform token (shown once, store it now): {token}");
     }
     if demo {
-        crate::demo::seed(&state).await?;
+        crate::demo::seed(&state, config.bind).await?;
     }
     // Install the signal handlers before announcing the address: a SIGTERM
     // that arrives right after must shut down gracefully, not kill the process.

@@ -21,7 +21,7 @@ const CALLS: &[(&str, &str)] = &[
 const ASSIGNED: &[&str] = &["sentiment_v1", "appointment_scheduling", "rise_dds_v4", "internal_metrics_v1"];
 
 /// Creates the demo tenant on first use, new keys every time, and prints them.
-pub async fn seed(state: &AppState) -> anyhow::Result<()> {
+pub async fn seed(state: &AppState, address: std::net::SocketAddr) -> anyhow::Result<()> {
     let store = &state.store;
     let existing = store.find_workspace_by_name("Demo Front Desk").await?;
     let (workspace, fresh) = match existing {
@@ -76,7 +76,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
         println!("  sample calls were ingested on an earlier start: GET /api/v1/jobs lists them");
     } else {
         println!("  sample call jobs: {}", job_ids.iter().map(|j| j.to_string()).collect::<Vec<_>>().join(", "));
-        println!("  try: curl -X POST http://127.0.0.1:8080/api/v1/jobs/{}/run-algorithms -H \"Authorization: Bearer {workspace_token}\" -H \"Content-Type: application/json\" -d '{{\"algorithm_ids\": [\"sentiment_v1\", \"competitor_mentions_v1\"], \"analytics_only\": true}}'", job_ids[0]);
+        println!("  try: curl -X POST http://{address}/api/v1/jobs/{}/run-algorithms -H \"Authorization: Bearer {workspace_token}\" -H \"Content-Type: application/json\" -d '{{\"algorithm_ids\": [\"sentiment_v1\", \"competitor_mentions_v1\"], \"analytics_only\": true}}'", job_ids[0]);
     }
     Ok(())
 }
