@@ -139,11 +139,12 @@ pub async fn commit(
 ) -> Result<PublishOutcome, PublishError> {
     let info = &candidate.info;
     let id = info.id.as_str();
-    // Cheap checks before the gate spends runs on a version that cannot be stored
-    // (the transaction checks again, so a concurrent publish cannot slip past).
+    // The gate only for a version that can be stored as new: the same version
+    // again changes nothing, an older one is refused (the transaction decides
+    // both, so a concurrent publish cannot slip past).
     let known = state.store.versions(id).await?;
-    let unchanged = known.iter().any(|v| v.version == info.version.to_string() && v.component_sha256 == info.sha256);
-    let golden = if unchanged { None } else { gate(state, candidate, manifest).await? };
+    let not_newer = known.iter().any(|v| semver::Version::parse(&v.version).is_ok_and(|k| k >= info.version));
+    let golden = if not_newer { None } else { gate(state, candidate, manifest).await? };
     let record = PublishRecord {
         scope_type: scope.0,
         scope_id: scope.1,
