@@ -172,11 +172,11 @@ impl Store {
         .bind(work.id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO delivery_attempts (delivery_id, at, status_code, latency_ms, error) VALUES ($1, $2, $3, $4, $5)")
+        sqlx::query("INSERT INTO delivery_attempts (delivery_id, at, status_code, latency_ms, error) VALUES ($1, $2, $3, CAST($4 AS DOUBLE PRECISION), $5)")
             .bind(work.id)
             .bind(&now)
             .bind(status_code.map(i64::from))
-            .bind(latency_ms)
+            .bind(super::nullable_float(latency_ms))
             .bind(error)
             .execute(&mut *tx)
             .await?;

@@ -176,7 +176,7 @@ impl Store {
             "INSERT INTO jobs (workspace_id, parent_job_id, kind, status, requested_algorithm_ids, analytics_only, transcript_sha256,
                  source_call_id, source_company_id, recording_url, contacted_at, duration_seconds, error, created_at, updated_at, completed_at,
                  webhook_entity_type, webhook_entity_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16, $17) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, CAST($12 AS DOUBLE PRECISION), $13, $14, $14, $15, $16, $17) RETURNING id",
         )
         .bind(new.workspace_id)
         .bind(new.parent_job_id)
@@ -189,7 +189,7 @@ impl Store {
         .bind(&new.source_company_id)
         .bind(&new.recording_url)
         .bind(&new.contacted_at)
-        .bind(new.duration_seconds)
+        .bind(super::nullable_float(new.duration_seconds))
         .bind(&new.error)
         .bind(&now)
         .bind(final_now)

@@ -228,6 +228,16 @@ pub fn config_sha256(config: &serde_json::Value) -> String {
     hex::encode(Sha256::digest(config.to_string().as_bytes()))
 }
 
+/// A nullable float to bind, as text, for a `CAST($n AS DOUBLE PRECISION)` in
+/// the SQL. sqlx 0.8's `Any` driver binds a NULL `Option<f64>` as a PostgreSQL
+/// float4 (its float cases are swapped), and a connection that prepared a
+/// statement with that NULL then rejects a later execution's 8-byte value
+/// ("incorrect binary data format in bind parameter"). Text with a cast means
+/// the same on both databases and has one type whether NULL or not.
+fn nullable_float(value: Option<f64>) -> Option<String> {
+    value.map(|v| v.to_string())
+}
+
 /// Reads a JSON column.
 fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))

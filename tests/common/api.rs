@@ -109,6 +109,8 @@ impl TestServer {
     }
 
     async fn launch(data: Arc<tempfile::TempDir>, database_url: Option<String>, clock: Arc<ManualClock>, configure: impl FnOnce(&mut ServeConfig)) -> Self {
+        // The server's warnings and errors (a 500's cause) appear in a failing test's output.
+        let _ = tracing_subscriber::fmt().with_env_filter("gensail=warn").with_test_writer().try_init();
         let mut config = ServeConfig::new(data.path().to_path_buf());
         config.database_url = database_url.clone();
         config.bind = "127.0.0.1:0".parse().unwrap();
