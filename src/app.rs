@@ -150,7 +150,7 @@ pub async fn build_state(config: &ServeConfig, clock: SharedClock) -> anyhow::Re
     // The database says which versions are active; load them (the bundled
     // ones are already compiled, so they are handed over as hints).
     let bundled = crate::lifecycle::register_bundled(&state).await?;
-    crate::lifecycle::sync_all(&state.engine, &state.store, &bundled).await?;
+    crate::lifecycle::sync_all(&state.engine, &state.store, &bundled, &mut crate::lifecycle::LoadFailures::new()).await?;
     Ok((state, generated))
 }
 

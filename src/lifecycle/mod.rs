@@ -222,40 +222,50 @@ async fn gate(state: &AppState, candidate: &Arc<LoadedAlgorithm>, manifest: &Man
 /// component), or nothing when it is disabled or was never activated.
 pub async fn sync(engine: &Engine, store: &Store, id: &str, hint: Option<&Arc<LoadedAlgorithm>>) -> Result<(), StoreError> {
     let row = store.algorithm(id).await?;
-    sync_row(engine, store, &row, hint).await;
+    if let Err(e) = sync_row(engine, store, &row, hint).await {
+        // The previous version (if any) keeps serving; the operator sees why.
+        tracing::error!(algorithm_id = id, version = %row.version, error = %e, "cannot load the active version");
+    }
     Ok(())
 }
 
-async fn sync_row(engine: &Engine, store: &Store, row: &AlgorithmRow, hint: Option<&Arc<LoadedAlgorithm>>) {
+/// Versions this process could not load, by (algorithm ID, sha256): not tried
+/// again every sync (nor logged again) until the database names another.
+pub type LoadFailures = std::collections::HashSet<(String, String)>;
+
+async fn sync_row(engine: &Engine, store: &Store, row: &AlgorithmRow, hint: Option<&Arc<LoadedAlgorithm>>) -> anyhow::Result<()> {
     let id = row.algorithm_id.as_str();
     if row.status != "active" {
         if engine.registry().remove(id).is_some() {
             tracing::info!(algorithm_id = id, status = %row.status, "algorithm unloaded");
         }
-        return;
+        return Ok(());
     }
     if engine.registry().get(id).is_some_and(|a| a.info.sha256 == row.component_sha256) {
-        return;
+        return Ok(());
     }
     let algorithm = match hint.filter(|h| h.info.sha256 == row.component_sha256) {
         Some(h) => h.clone(),
-        None => match load_version(engine, store, id, &row.version).await {
-            Ok(a) => a,
-            Err(e) => {
-                // The previous version (if any) keeps serving; the operator sees why.
-                return tracing::error!(algorithm_id = id, version = %row.version, error = %e, "cannot load the active version");
-            }
-        },
+        None => load_version(engine, store, id, &row.version).await?,
     };
     engine.registry().activate(algorithm);
     tracing::info!(algorithm_id = id, version = %row.version, "algorithm version active");
+    Ok(())
 }
 
-/// Syncs every algorithm the database knows (one query; loads only what changed).
-pub async fn sync_all(engine: &Engine, store: &Store, hints: &[Arc<LoadedAlgorithm>]) -> Result<(), StoreError> {
+/// Syncs every algorithm the database knows (one query; loads only what
+/// changed, and skips versions already in `failures`).
+pub async fn sync_all(engine: &Engine, store: &Store, hints: &[Arc<LoadedAlgorithm>], failures: &mut LoadFailures) -> Result<(), StoreError> {
     for row in store.all_algorithms().await? {
+        let key = (row.algorithm_id.clone(), row.component_sha256.clone());
+        if failures.contains(&key) {
+            continue;
+        }
         let hint = hints.iter().find(|h| h.info.id == row.algorithm_id);
-        sync_row(engine, store, &row, hint).await;
+        if let Err(e) = sync_row(engine, store, &row, hint).await {
+            tracing::error!(algorithm_id = %row.algorithm_id, version = %row.version, error = %e, "cannot load the active version; the previous one (if any) keeps serving");
+            failures.insert(key);
+        }
     }
     Ok(())
 }
@@ -264,10 +274,11 @@ pub async fn sync_all(engine: &Engine, store: &Store, hints: &[Arc<LoadedAlgorit
 /// disabled by other servers of the deployment: syncs every `interval` until
 /// `stop` turns true.
 pub async fn follow(state: AppState, interval: std::time::Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut failures = LoadFailures::new();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {
-                if let Err(e) = sync_all(&state.engine, &state.store, &[]).await {
+                if let Err(e) = sync_all(&state.engine, &state.store, &[], &mut failures).await {
                     tracing::warn!(error = %e, "cannot read the active algorithm versions");
                 }
             }
