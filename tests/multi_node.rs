@@ -29,6 +29,10 @@ async fn shared_database(dir: &Path) -> String {
     }
 }
 
+async fn job_status(db: &sqlx::AnyPool, job_id: i64) -> String {
+    sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1").bind(job_id).fetch_one(db).await.unwrap()
+}
+
 async fn eventually<F: AsyncFn() -> bool>(what: &str, within: Duration, check: F) {
     let deadline = Instant::now() + within;
     while !check().await {
@@ -54,8 +58,7 @@ async fn two_api_servers_and_two_workers_complete_1000_child_jobs_once_each() {
     let parent = a.ingest(ws, &["internal_metrics_v1"], true).await;
     let db = database(&url).await;
     eventually("the parent job to complete", Duration::from_secs(60), async || {
-        let status: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1").bind(parent).fetch_one(&db).await.unwrap();
-        status == "completed"
+        job_status(&db, parent).await == "completed"
     })
     .await;
     // Child jobs through both API servers, eight requests at a time.
@@ -146,12 +149,10 @@ async fn a_job_on_a_killed_worker_completes_on_the_other() {
     workers.0.push(worker(&url, &dir.path().join("w2"), 2));
 
     eventually("the other worker to settle the job", Duration::from_secs(180), async || {
-        let status: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1").bind(job).fetch_one(&db).await.unwrap();
-        ["completed", "partial", "failed"].contains(&status.as_str())
+        ["completed", "partial", "failed"].contains(&job_status(&db, job).await.as_str())
     })
     .await;
-    let status: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1").bind(job).fetch_one(&db).await.unwrap();
-    assert_eq!(status, "completed");
+    assert_eq!(job_status(&db, job).await, "completed");
     let run = sqlx::query("SELECT status, attempts, algorithm_version FROM algorithm_runs WHERE job_id = $1").bind(job).fetch_one(&db).await.unwrap();
     assert_eq!((run.get::<String, _>("status"), run.get::<i64, _>("attempts"), run.get::<String, _>("algorithm_version")), ("completed".into(), 2, "0.1.0".into()));
     let completions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job_events WHERE job_id = $1 AND message LIKE 'hostile_v1 % completed in %'").bind(job).fetch_one(&db).await.unwrap();
@@ -205,8 +206,7 @@ async fn on_postgresql_a_worker_in_another_process_is_woken_by_new_work() {
     .await;
     let job = api.ingest(ws, &["internal_metrics_v1"], true).await;
     eventually("the notified worker to complete the job", Duration::from_secs(20), async || {
-        let status: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1").bind(job).fetch_one(&db).await.unwrap();
-        status == "completed"
+        job_status(&db, job).await == "completed"
     })
     .await;
     api.shutdown().await;

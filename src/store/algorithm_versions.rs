@@ -123,13 +123,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         // Write first: SQLite then holds the write lock for the reads below
         // instead of failing to upgrade a read snapshot.
-        sqlx::query("INSERT INTO components (sha256, bytes, size_bytes, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (sha256) DO NOTHING")
-            .bind(v.component_sha256)
-            .bind(v.bytes)
-            .bind(v.bytes.len() as i64)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
+        Self::put_component(&mut tx, v.component_sha256, v.bytes, &now).await?;
         let before = sqlx::query("SELECT version, status FROM algorithms WHERE id = $1").bind(v.algorithm_id).fetch_optional(&mut *tx).await?;
         if before.is_none() {
             sqlx::query(
@@ -223,6 +217,18 @@ impl Store {
         }
         tx.commit().await?;
         Ok(Published::New { activated: r.activate, previous_version })
+    }
+
+    /// Stores component bytes once per distinct sha256.
+    async fn put_component(tx: &mut super::Conn, sha256: &str, bytes: &[u8], now: &str) -> StoreResult<()> {
+        sqlx::query("INSERT INTO components (sha256, bytes, size_bytes, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (sha256) DO NOTHING")
+            .bind(sha256)
+            .bind(bytes)
+            .bind(bytes.len() as i64)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
     }
 
     /// Makes a published version the active one (and the algorithm runnable)
@@ -337,13 +343,7 @@ impl Store {
     pub async fn replace_bundled_component(&self, algorithm_id: &str, version: &str, sha256: &str, bytes: &[u8]) -> StoreResult<()> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO components (sha256, bytes, size_bytes, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (sha256) DO NOTHING")
-            .bind(sha256)
-            .bind(bytes)
-            .bind(bytes.len() as i64)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
+        Self::put_component(&mut tx, sha256, bytes, &now).await?;
         sqlx::query("UPDATE algorithm_versions SET component_sha256 = $1, size_bytes = $2 WHERE algorithm_id = $3 AND version = $4 AND source = 'bundled'")
             .bind(sha256)
             .bind(bytes.len() as i64)
