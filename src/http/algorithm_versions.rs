@@ -39,6 +39,12 @@ pub struct QueryManifest {
 }
 
 impl QueryManifest {
+    /// Whether no manifest field came in the query string.
+    fn is_empty(&self) -> bool {
+        let Self { scope_type, scope_id, description, activate, golden_gate, golden_job_ids } = self;
+        scope_type.is_none() && scope_id.is_none() && description.is_none() && activate.is_none() && golden_gate.is_none() && golden_job_ids.is_none()
+    }
+
     fn into_manifest(self) -> ApiResult<Manifest> {
         let golden_job_ids = match self.golden_job_ids.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             None => Vec::new(),
@@ -121,8 +127,7 @@ async fn read_upload(state: &AppState, query: QueryManifest, request: Request) -
     };
     let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let (bytes, manifest) = if content_type.starts_with("multipart/form-data") {
-        let has_query_fields = query.scope_type.is_some() || query.activate.is_some() || query.golden_job_ids.is_some() || query.description.is_some();
-        if has_query_fields {
+        if !query.is_empty() {
             return Err(ApiError::unprocessable("With multipart/form-data, put the manifest in its `manifest` part, not in the query string"));
         }
         let mut multipart = Multipart::from_request(request, &()).await.map_err(|e| ApiError::BadRequest(format!("Not a valid multipart body: {}", e.body_text())))?;
