@@ -37,21 +37,33 @@ fn main() {
     }
     let status = build.status().expect("run cargo to build the plugins");
     if !status.success() {
-        panic!("building the plugins in {} for {WASM_TARGET} failed (see the errors above)", plugins.display());
+        panic!(
+            "building the plugins in {} for {WASM_TARGET} failed (see the errors above)",
+            plugins.display()
+        );
     }
 
     let wasm_dir = target_dir.join(WASM_TARGET).join("release");
     println!("cargo:rustc-env=GENSAIL_PLUGIN_WASM_DIR={}", wasm_dir.display());
     // For tests/plugins_native.rs, which runs the plugins' unit tests natively.
-    println!("cargo:rustc-env=GENSAIL_HOST_TARGET={}", std::env::var("TARGET").unwrap());
-    println!("cargo:rustc-env=GENSAIL_CARGO={}", std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    println!(
+        "cargo:rustc-env=GENSAIL_HOST_TARGET={}",
+        std::env::var("TARGET").unwrap()
+    );
+    println!(
+        "cargo:rustc-env=GENSAIL_CARGO={}",
+        std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+    );
     let mut bundled = String::from(
         "/// The bundled algorithms: (ID, component bytes), built from `plugins/` by build.rs.\npub const BUNDLED: &[(&str, &[u8])] = &[\n",
     );
     for name in bundled_crates(&plugins) {
         let wasm = wasm_dir.join(format!("{name}.wasm"));
         assert!(wasm.exists(), "the plugin build did not produce {}", wasm.display());
-        bundled.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", wasm.display().to_string()));
+        bundled.push_str(&format!(
+            "    ({name:?}, include_bytes!({:?})),\n",
+            wasm.display().to_string()
+        ));
     }
     bundled.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("bundled_plugins.rs");
@@ -73,7 +85,14 @@ fn bundled_crates(plugins: &Path) -> Vec<String> {
 /// Re-run when guest sources, the SDK or the WIT change; not on build output
 /// (a `plugins/target` left by a manual build must not force rebuilds).
 fn watch(root: &Path, plugins: &Path) {
-    for path in ["wit", "host-api/src", "host-api/Cargo.toml", "plugins/Cargo.toml", "plugins/Cargo.lock", "plugins/.cargo"] {
+    for path in [
+        "wit",
+        "host-api/src",
+        "host-api/Cargo.toml",
+        "plugins/Cargo.toml",
+        "plugins/Cargo.lock",
+        "plugins/.cargo",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
     for dir in [plugins.to_path_buf(), plugins.join("test-guests")] {
@@ -92,11 +111,16 @@ fn watch(root: &Path, plugins: &Path) {
 fn ensure_wasm_target() {
     let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
     match installed {
-        Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == WASM_TARGET) => {}
+        Ok(out)
+            if String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.trim() == WASM_TARGET) => {}
         Ok(_) => {
             let added = Command::new("rustup").args(["target", "add", WASM_TARGET]).status();
             if !added.is_ok_and(|s| s.success()) {
-                panic!("the {WASM_TARGET} target is missing and `rustup target add {WASM_TARGET}` failed; run it by hand (it needs access to the Rust distribution server) and build again");
+                panic!(
+                    "the {WASM_TARGET} target is missing and `rustup target add {WASM_TARGET}` failed; run it by hand (it needs access to the Rust distribution server) and build again"
+                );
             }
         }
         Err(_) => {
@@ -109,5 +133,8 @@ fn ensure_wasm_target() {
 /// The host build's target directory (`OUT_DIR` is `<target>/[<triple>/]<profile>/build/<pkg>/out`).
 fn host_target_dir() -> PathBuf {
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
-    out.ancestors().nth(4).expect("OUT_DIR has the usual depth").to_path_buf()
+    out.ancestors()
+        .nth(4)
+        .expect("OUT_DIR has the usual depth")
+        .to_path_buf()
 }

@@ -38,29 +38,66 @@ async fn start(worker: bool) -> Bench {
     let server = Server::bind(state.clone(), &config).await.unwrap();
     let base = format!("http://{}", server.local_addr());
     tokio::spawn(server.run(std::future::pending()));
-    Bench { base, client: reqwest::Client::new(), state, _data: data }
+    Bench {
+        base,
+        client: reqwest::Client::new(),
+        state,
+        _data: data,
+    }
 }
 
 impl Bench {
     async fn post(&self, path: &str, body: Value) -> Value {
-        let r = self.client.post(format!("{}{path}", self.base)).bearer_auth(TOKEN).json(&body).send().await.unwrap();
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success(), "{path}: {}", r.status());
         r.json().await.unwrap()
     }
 
     async fn get(&self, path: &str) -> Value {
-        self.client.get(format!("{}{path}", self.base)).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap()
+        self.client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     async fn workspace(&self) -> i64 {
-        let p = self.post("/api/v1/partners", json!({"name": "bench"})).await["id"].as_i64().unwrap();
-        let o = self.post("/api/v1/organizations", json!({"partner_id": p, "name": "bench"})).await["id"].as_i64().unwrap();
-        self.post("/api/v1/workspaces", json!({"organization_id": o, "name": "bench", "min_duration_seconds": 0})).await["id"].as_i64().unwrap()
+        let p = self.post("/api/v1/partners", json!({"name": "bench"})).await["id"]
+            .as_i64()
+            .unwrap();
+        let o = self
+            .post("/api/v1/organizations", json!({"partner_id": p, "name": "bench"}))
+            .await["id"]
+            .as_i64()
+            .unwrap();
+        self.post(
+            "/api/v1/workspaces",
+            json!({"organization_id": o, "name": "bench", "min_duration_seconds": 0}),
+        )
+        .await["id"]
+            .as_i64()
+            .unwrap()
     }
 
     async fn finished_job(&self, workspace: i64, words: usize, algorithm_ids: &[&str]) -> i64 {
         let t = transcript_of_words(words);
-        let id = self.post("/api/v1/calls/transcript", json!({"workspace_id": workspace, "transcript": t, "algorithm_ids": algorithm_ids})).await["job_id"]
+        let id = self
+            .post(
+                "/api/v1/calls/transcript",
+                json!({"workspace_id": workspace, "transcript": t, "algorithm_ids": algorithm_ids}),
+            )
+            .await["job_id"]
             .as_i64()
             .unwrap();
         self.wait(id).await;
@@ -85,7 +122,11 @@ fn percentile(samples: &mut [Duration], p: f64) -> Duration {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     // `cargo bench --bench api -- creation` runs one part; no argument runs all.
     let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
@@ -110,7 +151,12 @@ async fn end_to_end() {
     let started = Instant::now();
     let mut children = Vec::with_capacity(n);
     for _ in 0..n {
-        let r = b.post(&format!("/api/v1/jobs/{parent}/run-algorithms"), json!({"algorithm_ids": ALGORITHMS, "force_rerun": true})).await;
+        let r = b
+            .post(
+                &format!("/api/v1/jobs/{parent}/run-algorithms"),
+                json!({"algorithm_ids": ALGORITHMS, "force_rerun": true}),
+            )
+            .await;
         children.push(r["job_id"].as_i64().unwrap());
     }
     for c in &children {
@@ -149,10 +195,21 @@ async fn creation() {
         let b = start(false).await;
         let w = b.workspace().await;
         let t = transcript_of_words(words);
-        let id = b.post("/api/v1/calls/transcript", json!({"workspace_id": w, "transcript": t, "algorithm_ids": ["sentiment_v1"]})).await["job_id"]
+        let id = b
+            .post(
+                "/api/v1/calls/transcript",
+                json!({"workspace_id": w, "transcript": t, "algorithm_ids": ["sentiment_v1"]}),
+            )
+            .await["job_id"]
             .as_i64()
             .unwrap();
-        let claimed = b.state.store.claim_job("bench", "9999-01-01T00:00:00.000000Z").await.unwrap().unwrap();
+        let claimed = b
+            .state
+            .store
+            .claim_job("bench", "9999-01-01T00:00:00.000000Z")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(claimed.job.job_id, id);
         for (run_id, _, _) in &claimed.runs {
             b.state.store.fail_run(*run_id, json!({"kind": "bench"})).await.unwrap();
@@ -161,14 +218,24 @@ async fn creation() {
         let mut samples = Vec::new();
         for _ in 0..200 {
             let t0 = Instant::now();
-            b.post(&format!("/api/v1/jobs/{id}/run-algorithms"), json!({"algorithm_ids": ALGORITHMS, "force_rerun": true})).await;
+            b.post(
+                &format!("/api/v1/jobs/{id}/run-algorithms"),
+                json!({"algorithm_ids": ALGORITHMS, "force_rerun": true}),
+            )
+            .await;
             samples.push(t0.elapsed());
         }
         let median = percentile(&mut samples, 0.5);
-        println!("(b) child-job creation, {label} transcript ({words} words): median {:.2} ms", median.as_secs_f64() * 1e3);
+        println!(
+            "(b) child-job creation, {label} transcript ({words} words): median {:.2} ms",
+            median.as_secs_f64() * 1e3
+        );
         medians.push(median);
     }
-    println!("(b) ratio 10-hour / 1-minute: {:.2}", medians[1].as_secs_f64() / medians[0].as_secs_f64());
+    println!(
+        "(b) ratio 10-hour / 1-minute: {:.2}",
+        medians[1].as_secs_f64() / medians[0].as_secs_f64()
+    );
 }
 
 async fn reads() {
@@ -199,5 +266,9 @@ async fn reads() {
     let rate = all.len() as f64 / started.elapsed().as_secs_f64();
     let p50 = percentile(&mut all, 0.5);
     let p99 = percentile(&mut all, 0.99);
-    println!("(c) GET /jobs/{{id}}, 16 concurrent clients (same process, same 2 cores): {rate:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms", p50.as_secs_f64() * 1e3, p99.as_secs_f64() * 1e3);
+    println!(
+        "(c) GET /jobs/{{id}}, 16 concurrent clients (same process, same 2 cores): {rate:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms",
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3
+    );
 }

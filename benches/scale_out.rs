@@ -43,7 +43,12 @@ async fn measure(database_url: &str, workers: usize) -> f64 {
         let _one = Workers(vec![worker(database_url, &dir.path().join("parent-worker"), 30)]);
         let parent = api.ingest(ws, &[ALGORITHM], true).await;
         wait_until("the parent job", async || {
-            sqlx::query_scalar::<_, String>("SELECT status FROM jobs WHERE id = $1").bind(parent).fetch_one(&db).await.unwrap() == "completed"
+            sqlx::query_scalar::<_, String>("SELECT status FROM jobs WHERE id = $1")
+                .bind(parent)
+                .fetch_one(&db)
+                .await
+                .unwrap()
+                == "completed"
         })
         .await;
         parent
@@ -69,7 +74,11 @@ async fn measure(database_url: &str, workers: usize) -> f64 {
     while let Some(done) = lanes.join_next().await {
         done.unwrap();
     }
-    let _workers = Workers((0..workers).map(|i| worker(database_url, &dir.path().join(format!("w{i}")), 30)).collect());
+    let _workers = Workers(
+        (0..workers)
+            .map(|i| worker(database_url, &dir.path().join(format!("w{i}")), 30))
+            .collect(),
+    );
     wait_until("the backlog", async || {
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE parent_job_id = $1 AND status = 'completed'")
             .bind(parent)
@@ -79,11 +88,12 @@ async fn measure(database_url: &str, workers: usize) -> f64 {
             == CHILDREN as i64
     })
     .await;
-    let span = sqlx::query("SELECT MIN(completed_at) AS first, MAX(completed_at) AS last FROM jobs WHERE parent_job_id = $1")
-        .bind(parent)
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let span =
+        sqlx::query("SELECT MIN(completed_at) AS first, MAX(completed_at) AS last FROM jobs WHERE parent_job_id = $1")
+            .bind(parent)
+            .fetch_one(&db)
+            .await
+            .unwrap();
     let parse = |t: String| chrono::DateTime::parse_from_rfc3339(&t).unwrap();
     let (first, last) = (parse(span.get("first")), parse(span.get("last")));
     let seconds = (last - first).num_microseconds().unwrap() as f64 / 1e6;
@@ -96,7 +106,10 @@ async fn main() {
     let sqlite_dir = tempfile::tempdir().unwrap();
     let mut rows = Vec::new();
     for workers in [1, 2, 4] {
-        let url = format!("sqlite://{}", sqlite_dir.path().join(format!("bench-{workers}.db")).display());
+        let url = format!(
+            "sqlite://{}",
+            sqlite_dir.path().join(format!("bench-{workers}.db")).display()
+        );
         rows.push(("SQLite", workers, measure(&url, workers).await));
     }
     if let Ok(admin) = std::env::var("GENSAIL_BENCH_POSTGRES_URL") {

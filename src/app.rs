@@ -95,7 +95,10 @@ impl ServeConfig {
     pub fn new(data_dir: PathBuf) -> Self {
         Self {
             bind: "127.0.0.1:8080".parse().unwrap(),
-            engine: EngineConfig { cache_dir: Some(data_dir.join("compile-cache")), ..EngineConfig::default() },
+            engine: EngineConfig {
+                cache_dir: Some(data_dir.join("compile-cache")),
+                ..EngineConfig::default()
+            },
             data_dir,
             database_url: None,
             platform_token: None,
@@ -120,7 +123,9 @@ pub async fn build_state(config: &ServeConfig, clock: SharedClock) -> anyhow::Re
     let store = Store::open(config.database_url.as_deref(), &config.data_dir, clock.clone()).await?;
     let engine = Engine::new(config.engine.clone())?;
     let secrets = crate::secrets::SecretBox::load(config.secret_key.as_deref(), &config.data_dir)?;
-    let agreed = store.agree_on_setting("secret_key_fingerprint", secrets.fingerprint()).await?;
+    let agreed = store
+        .agree_on_setting("secret_key_fingerprint", secrets.fingerprint())
+        .await?;
     anyhow::ensure!(
         agreed == secrets.fingerprint(),
         "this server's secret key (GENSAIL_SECRET_KEY or DATA_DIR/secret.key) is not the one this database's other servers use \
@@ -150,7 +155,13 @@ pub async fn build_state(config: &ServeConfig, clock: SharedClock) -> anyhow::Re
     // The database says which versions are active; load them (the bundled
     // ones are already compiled, so they are handed over as hints).
     let bundled = crate::lifecycle::register_bundled(&state).await?;
-    crate::lifecycle::sync_all(&state.engine, &state.store, &bundled, &mut crate::lifecycle::LoadFailures::new()).await?;
+    crate::lifecycle::sync_all(
+        &state.engine,
+        &state.store,
+        &bundled,
+        &mut crate::lifecycle::LoadFailures::new(),
+    )
+    .await?;
     Ok((state, generated))
 }
 
@@ -168,14 +179,32 @@ fn spawn_background(
         let (listener, stop_listening) = (state.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let work = listener.work_available.clone();
-            listener.store.listen_for_work(move || work.notify_one(), stop_listening).await;
+            listener
+                .store
+                .listen_for_work(move || work.notify_one(), stop_listening)
+                .await;
         }));
-        tasks.push(tokio::spawn(Worker::new(state.clone(), config.worker_config.clone()).run(stop.clone())));
-        tasks.push(tokio::spawn(crate::delivery::run(state.clone(), config.delivery.clone(), stop.clone())));
+        tasks.push(tokio::spawn(
+            Worker::new(state.clone(), config.worker_config.clone()).run(stop.clone()),
+        ));
+        tasks.push(tokio::spawn(crate::delivery::run(
+            state.clone(),
+            config.delivery.clone(),
+            stop.clone(),
+        )));
     }
-    tasks.push(tokio::spawn(crate::lifecycle::follow(state.clone(), config.algorithm_sync_interval, stop.clone())));
+    tasks.push(tokio::spawn(crate::lifecycle::follow(
+        state.clone(),
+        config.algorithm_sync_interval,
+        stop.clone(),
+    )));
     if let Some((dir, seen)) = plugins {
-        tasks.push(tokio::spawn(crate::lifecycle::watch::run(state.clone(), dir, seen, stop.clone())));
+        tasks.push(tokio::spawn(crate::lifecycle::watch::run(
+            state.clone(),
+            dir,
+            seen,
+            stop.clone(),
+        )));
     }
     let (limits, mut janitor_stop) = (state.rate_limits.clone(), stop.clone());
     tasks.push(tokio::spawn(async move {
@@ -208,8 +237,15 @@ impl Server {
             }
             None => None,
         };
-        let listener = TcpListener::bind(config.bind).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
-        Ok(Self { listener, state, config: config.clone(), plugins })
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
+        Ok(Self {
+            listener,
+            state,
+            config: config.clone(),
+            plugins,
+        })
     }
 
     /// The bound address.

@@ -40,7 +40,11 @@ pub struct DeliveryConfig {
 impl Default for DeliveryConfig {
     fn default() -> Self {
         Self {
-            id: format!("delivery-{}-{}", std::process::id(), hex::encode(rand::random::<[u8; 4]>())),
+            id: format!(
+                "delivery-{}-{}",
+                std::process::id(),
+                hex::encode(rand::random::<[u8; 4]>())
+            ),
             backoff_base: Duration::from_secs(30),
             backoff_cap: Duration::from_secs(12 * 3600),
             max_attempts: 15,
@@ -75,7 +79,8 @@ pub fn verify(secret: &str, header: &str, body: &str, now: i64, tolerance_second
     }
     let expected = signature(secret, t, body);
     let expected = expected.rsplit("v1=").next().unwrap_or_default();
-    v1.iter().any(|candidate| subtle_eq(candidate.as_bytes(), expected.as_bytes()))
+    v1.iter()
+        .any(|candidate| subtle_eq(candidate.as_bytes(), expected.as_bytes()))
 }
 
 fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
@@ -99,7 +104,14 @@ pub fn payload(job: &JobRow, run: &RunRow, recording_duration: Option<f64>, time
         "contacted_time": job.contacted_at.as_deref().and_then(|t| t.get(11..19)),
     });
     // The product's call-level fields, where the algorithm produces them.
-    for field in ["call_sentiment", "call_sentiment_reason", "confidence_score", "answered_by", "insurance_type", "call_summary"] {
+    for field in [
+        "call_sentiment",
+        "call_sentiment_reason",
+        "confidence_score",
+        "answered_by",
+        "insurance_type",
+        "call_summary",
+    ] {
         if let Some(v) = output.get(field) {
             call[field] = v.clone();
         }
@@ -133,7 +145,10 @@ pub async fn run(state: AppState, config: DeliveryConfig, mut stop: watch::Recei
     };
     let config = Arc::new(config);
     while !*stop.borrow() {
-        let lease = clock::format(state.store.clock().now() + chrono::Duration::from_std(config.timeout * 2).unwrap_or(chrono::Duration::seconds(60)));
+        let lease = clock::format(
+            state.store.clock().now()
+                + chrono::Duration::from_std(config.timeout * 2).unwrap_or(chrono::Duration::seconds(60)),
+        );
         match state.store.claim_deliveries(&config.id, &lease, 16).await {
             Ok(batch) if !batch.is_empty() => {
                 let mut sends = tokio::task::JoinSet::new();
@@ -158,13 +173,22 @@ pub async fn run(state: AppState, config: DeliveryConfig, mut stop: watch::Recei
 async fn deliver(state: &AppState, client: &reqwest::Client, config: &DeliveryConfig, work: DeliveryWork) {
     let result = attempt(state, client, &work).await;
     let (status_code, latency, error, outcome) = match result {
-        Attempt::Answered { status, latency, retry_after } => {
+        Attempt::Answered {
+            status,
+            latency,
+            retry_after,
+        } => {
             let outcome = if (200..300).contains(&status) {
                 AttemptOutcome::Delivered
             } else if status == 410 {
                 AttemptOutcome::Disabled
             } else {
-                retry(state, config, &work, retry_after.filter(|_| matches!(status, 429 | 503)))
+                retry(
+                    state,
+                    config,
+                    &work,
+                    retry_after.filter(|_| matches!(status, 429 | 503)),
+                )
             };
             let error = (!(200..300).contains(&status)).then(|| format!("receiver answered {status}"));
             (Some(status), Some(latency), error, outcome)
@@ -173,7 +197,11 @@ async fn deliver(state: &AppState, client: &reqwest::Client, config: &DeliveryCo
         Attempt::Refused(reason) => (None, None, Some(reason), AttemptOutcome::Failed),
     };
     metrics_count(state, &outcome);
-    if let Err(e) = state.store.record_attempt(&work, status_code, latency, error.as_deref(), &outcome).await {
+    if let Err(e) = state
+        .store
+        .record_attempt(&work, status_code, latency, error.as_deref(), &outcome)
+        .await
+    {
         tracing::error!(delivery_id = %work.delivery_id, error = %e, "cannot record delivery attempt");
     }
 }
@@ -185,16 +213,30 @@ fn metrics_count(state: &AppState, outcome: &AttemptOutcome) {
         AttemptOutcome::Failed => "failed",
         AttemptOutcome::Disabled => "disabled",
     };
-    state.metrics.deliveries.get_or_create(&crate::metrics::OutcomeLabels { outcome: label.to_owned() }).inc();
+    state
+        .metrics
+        .deliveries
+        .get_or_create(&crate::metrics::OutcomeLabels {
+            outcome: label.to_owned(),
+        })
+        .inc();
 }
 
 /// The next attempt's time, or `Failed` after the last.
-fn retry(state: &AppState, config: &DeliveryConfig, work: &DeliveryWork, retry_after: Option<Duration>) -> AttemptOutcome {
+fn retry(
+    state: &AppState,
+    config: &DeliveryConfig,
+    work: &DeliveryWork,
+    retry_after: Option<Duration>,
+) -> AttemptOutcome {
     if work.attempts + 1 >= config.max_attempts {
         return AttemptOutcome::Failed;
     }
     let delay = retry_after.unwrap_or_else(|| {
-        let exp = config.backoff_base.saturating_mul(1u32 << work.attempts.clamp(0, 20) as u32).min(config.backoff_cap);
+        let exp = config
+            .backoff_base
+            .saturating_mul(1u32 << work.attempts.clamp(0, 20) as u32)
+            .min(config.backoff_cap);
         exp.mul_f64(0.5 + rand::random::<f64>())
     });
     let at = state.store.clock().now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
@@ -202,7 +244,11 @@ fn retry(state: &AppState, config: &DeliveryConfig, work: &DeliveryWork, retry_a
 }
 
 enum Attempt {
-    Answered { status: u16, latency: f64, retry_after: Option<Duration> },
+    Answered {
+        status: u16,
+        latency: f64,
+        retry_after: Option<Duration>,
+    },
     /// Not delivered for a reason that may pass (network, DNS, timeout).
     NotSent(String),
     /// Not deliverable at all (no endpoint any more, address refused).
@@ -226,9 +272,13 @@ async fn attempt(state: &AppState, client: &reqwest::Client, work: &DeliveryWork
         Ok(v) => v,
         Err(e) => return Attempt::NotSent(format!("cannot load the delivery: {e}")),
     };
-    let Some(endpoint) = endpoint else { return Attempt::Refused("the webhook endpoint was removed".into()) };
+    let Some(endpoint) = endpoint else {
+        return Attempt::Refused("the webhook endpoint was removed".into());
+    };
     if endpoint.disabled_at.is_some() {
-        return Attempt::Refused("the webhook endpoint is disabled (it answered 410 Gone); PUT its URL again to re-enable it".into());
+        return Attempt::Refused(
+            "the webhook endpoint is disabled (it answered 410 Gone); PUT its URL again to re-enable it".into(),
+        );
     }
     // Checked again at send time: the name may resolve elsewhere by now.
     let url = match state.outbound.check(&endpoint.url).await {
@@ -261,10 +311,13 @@ async fn attempt(state: &AppState, client: &reqwest::Client, work: &DeliveryWork
         match (c.auth_type.as_str(), secret) {
             ("bearer", Some(Ok(token))) => request = request.bearer_auth(token),
             ("basic", Some(Ok(password))) => {
-                let pair = base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", c.username.clone().unwrap_or_default()));
+                let pair = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{password}", c.username.clone().unwrap_or_default()));
                 request = request.header("authorization", format!("Basic {pair}"));
             }
-            ("bearer" | "basic", _) => return Attempt::Refused("the credential cannot be read with this service key".into()),
+            ("bearer" | "basic", _) => {
+                return Attempt::Refused("the credential cannot be read with this service key".into());
+            }
             _ => {}
         }
     }
@@ -286,8 +339,16 @@ async fn attempt(state: &AppState, client: &reqwest::Client, work: &DeliveryWork
                     _ => break,
                 }
             }
-            Attempt::Answered { status, latency: started.elapsed().as_secs_f64() * 1000.0, retry_after }
+            Attempt::Answered {
+                status,
+                latency: started.elapsed().as_secs_f64() * 1000.0,
+                retry_after,
+            }
         }
-        Err(e) => Attempt::NotSent(if e.is_timeout() { "the receiver did not answer in time".into() } else { format!("cannot reach the receiver: {e}") }),
+        Err(e) => Attempt::NotSent(if e.is_timeout() {
+            "the receiver did not answer in time".into()
+        } else {
+            format!("cannot reach the receiver: {e}")
+        }),
     }
 }

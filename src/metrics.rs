@@ -85,27 +85,65 @@ impl Metrics {
         let jobs = Family::<StatusLabels, Gauge>::default();
         let deliveries = Family::<OutcomeLabels, Counter>::default();
         registry.register("http_requests", "HTTP requests answered", requests.clone());
-        registry.register("algorithm_runs", "Algorithm runs finished, by algorithm and outcome", runs.clone());
-        registry.register("algorithm_run_seconds", "Wall time of algorithm runs", run_seconds.clone());
+        registry.register(
+            "algorithm_runs",
+            "Algorithm runs finished, by algorithm and outcome",
+            runs.clone(),
+        );
+        registry.register(
+            "algorithm_run_seconds",
+            "Wall time of algorithm runs",
+            run_seconds.clone(),
+        );
         registry.register("algorithm_fuel", "Fuel consumed by algorithm runs", fuel.clone());
         registry.register("jobs", "Jobs by status", jobs.clone());
-        registry.register("webhook_delivery_attempts", "Webhook delivery attempts by outcome", deliveries.clone());
+        registry.register(
+            "webhook_delivery_attempts",
+            "Webhook delivery attempts by outcome",
+            deliveries.clone(),
+        );
         let plugin_files = Family::<OutcomeLabels, Counter>::default();
-        registry.register("plugin_files", "Files handled in the plugins directory, by outcome", plugin_files.clone());
-        Arc::new(Self { registry, requests, runs, run_seconds, fuel, jobs, deliveries, plugin_files })
+        registry.register(
+            "plugin_files",
+            "Files handled in the plugins directory, by outcome",
+            plugin_files.clone(),
+        );
+        Arc::new(Self {
+            registry,
+            requests,
+            runs,
+            run_seconds,
+            fuel,
+            jobs,
+            deliveries,
+            plugin_files,
+        })
     }
 
     /// Counts a plugins-directory file by outcome.
     pub fn plugin_file(&self, outcome: &str) {
-        self.plugin_files.get_or_create(&OutcomeLabels { outcome: outcome.to_owned() }).inc();
+        self.plugin_files
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// Records a finished run.
     pub fn record_run(&self, report: &gensail_engine::RunReport) {
         let outcome = report.error.as_ref().map_or("completed", |e| e.kind()).to_owned();
-        self.runs.get_or_create(&RunLabels { algorithm_id: report.algorithm_id.clone(), outcome }).inc();
-        let algorithm = AlgorithmLabels { algorithm_id: report.algorithm_id.clone() };
-        self.run_seconds.get_or_create(&algorithm).observe(report.wall_time_ms / 1000.0);
+        self.runs
+            .get_or_create(&RunLabels {
+                algorithm_id: report.algorithm_id.clone(),
+                outcome,
+            })
+            .inc();
+        let algorithm = AlgorithmLabels {
+            algorithm_id: report.algorithm_id.clone(),
+        };
+        self.run_seconds
+            .get_or_create(&algorithm)
+            .observe(report.wall_time_ms / 1000.0);
         self.fuel.get_or_create(&algorithm).inc_by(report.fuel_consumed);
     }
 

@@ -28,7 +28,9 @@ impl OutboundGuard {
             } else if item.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') {
                 guard.hosts.push(item.to_ascii_lowercase());
             } else {
-                anyhow::bail!("GENSAIL_WEBHOOK_ALLOWLIST entry {item:?} is neither a host name, an IP address nor a CIDR");
+                anyhow::bail!(
+                    "GENSAIL_WEBHOOK_ALLOWLIST entry {item:?} is neither a host name, an IP address nor a CIDR"
+                );
             }
         }
         Ok(guard)
@@ -44,7 +46,12 @@ impl OutboundGuard {
         if !url.username().is_empty() || url.password().is_some() {
             return Err("url must not carry credentials: configure them with PUT .../webhook-credential".into());
         }
-        let host = url.host_str().ok_or("url has no host")?.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let host = url
+            .host_str()
+            .ok_or("url has no host")?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
         if self.hosts.contains(&host) {
             return Ok(url);
         }
@@ -143,7 +150,13 @@ mod tests {
     async fn url_shape() {
         let guard = OutboundGuard::parse("127.0.0.1").unwrap();
         assert!(guard.check("ftp://127.0.0.1/x").await.unwrap_err().contains("https"));
-        assert!(guard.check("http://u:p@127.0.0.1/x").await.unwrap_err().contains("credentials"));
+        assert!(
+            guard
+                .check("http://u:p@127.0.0.1/x")
+                .await
+                .unwrap_err()
+                .contains("credentials")
+        );
         assert!(guard.check("not a url").await.unwrap_err().contains("absolute"));
         assert!(OutboundGuard::parse("a b").is_err());
     }

@@ -31,7 +31,11 @@ pub struct RateLimitConfig {
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
-        Self { workspace_per_minute: 50, organization_per_minute: 120, partner_per_minute: 500 }
+        Self {
+            workspace_per_minute: 50,
+            organization_per_minute: 120,
+            partner_per_minute: 500,
+        }
     }
 }
 
@@ -50,7 +54,12 @@ impl GovernorClock for ServiceClock {
     }
 }
 
-type KeyedLimiter = RateLimiter<i64, governor::state::keyed::DefaultKeyedStateStore<i64>, ServiceClock, governor::middleware::StateInformationMiddleware>;
+type KeyedLimiter = RateLimiter<
+    i64,
+    governor::state::keyed::DefaultKeyedStateStore<i64>,
+    ServiceClock,
+    governor::middleware::StateInformationMiddleware,
+>;
 
 /// One keyed limiter per scope type.
 #[derive(Clone)]
@@ -64,10 +73,17 @@ pub struct RateLimits {
 impl RateLimits {
     /// Limiters reading `clock`.
     pub fn new(config: RateLimitConfig, clock: SharedClock) -> Self {
-        let clock = ServiceClock { origin: clock.now(), clock };
+        let clock = ServiceClock {
+            origin: clock.now(),
+            clock,
+        };
         let make = |per_minute: u32| {
             let n = NonZeroU32::new(per_minute.max(1)).unwrap();
-            Arc::new((RateLimiter::dashmap_with_clock(Quota::per_minute(n), clock.clone()).with_middleware::<governor::middleware::StateInformationMiddleware>(), n.get()))
+            Arc::new((
+                RateLimiter::dashmap_with_clock(Quota::per_minute(n), clock.clone())
+                    .with_middleware::<governor::middleware::StateInformationMiddleware>(),
+                n.get(),
+            ))
         };
         Self {
             workspace: make(config.workspace_per_minute),

@@ -30,7 +30,8 @@ impl SecretBox {
     /// The configured key (`GENSAIL_SECRET_KEY`), else the data directory's.
     pub fn load(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<Self> {
         if let Some(hex_key) = configured {
-            let bytes = hex::decode(hex_key.trim()).map_err(|_| anyhow::anyhow!("GENSAIL_SECRET_KEY must be 64 hex digits"))?;
+            let bytes =
+                hex::decode(hex_key.trim()).map_err(|_| anyhow::anyhow!("GENSAIL_SECRET_KEY must be 64 hex digits"))?;
             anyhow::ensure!(bytes.len() == 32, "GENSAIL_SECRET_KEY must be 64 hex digits (32 bytes)");
             return Ok(Self::from_key(&bytes));
         }
@@ -51,8 +52,12 @@ impl SecretBox {
 
     fn from_key(key: &[u8]) -> Self {
         use sha2::{Digest, Sha256};
-        let fingerprint = hex::encode(&Sha256::digest([b"gensail secret key fingerprint:".as_slice(), key].concat())[..8]);
-        Self { cipher: ChaCha20Poly1305::new(Key::from_slice(key)), fingerprint }
+        let fingerprint =
+            hex::encode(&Sha256::digest([b"gensail secret key fingerprint:".as_slice(), key].concat())[..8]);
+        Self {
+            cipher: ChaCha20Poly1305::new(Key::from_slice(key)),
+            fingerprint,
+        }
     }
 
     /// A short one-way fingerprint of the key, to tell whether two servers share it.
@@ -63,13 +68,19 @@ impl SecretBox {
     /// `v1:` + hex(nonce ‖ ciphertext).
     pub fn seal(&self, plaintext: &str) -> String {
         let nonce: [u8; 12] = rand::random();
-        let sealed = self.cipher.encrypt(Nonce::from_slice(&nonce), plaintext.as_bytes()).expect("encryption of a short secret cannot fail");
+        let sealed = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), plaintext.as_bytes())
+            .expect("encryption of a short secret cannot fail");
         format!("v1:{}{}", hex::encode(nonce), hex::encode(sealed))
     }
 
     /// The plaintext of [`seal`](Self::seal)'s output.
     pub fn open(&self, sealed: &str) -> anyhow::Result<String> {
-        let bytes = sealed.strip_prefix("v1:").and_then(|h| hex::decode(h).ok()).filter(|b| b.len() > 12);
+        let bytes = sealed
+            .strip_prefix("v1:")
+            .and_then(|h| hex::decode(h).ok())
+            .filter(|b| b.len() > 12);
         let bytes = bytes.ok_or_else(|| anyhow::anyhow!("stored secret is malformed"))?;
         let plain = self
             .cipher
@@ -81,7 +92,14 @@ impl SecretBox {
 
 /// `...x7f9`: the last four characters, for telling secrets apart.
 pub fn hint(secret: &str) -> String {
-    let tail: String = secret.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail: String = secret
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     format!("...{tail}")
 }
 
@@ -89,7 +107,11 @@ pub fn hint(secret: &str) -> String {
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     file.write_all(bytes)
 }
 

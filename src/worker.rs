@@ -37,7 +37,11 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
-            id: format!("worker-{}-{}", std::process::id(), hex::encode(rand::random::<[u8; 4]>())),
+            id: format!(
+                "worker-{}-{}",
+                std::process::id(),
+                hex::encode(rand::random::<[u8; 4]>())
+            ),
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_secs(1),
             max_jobs: 2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -55,7 +59,10 @@ pub struct Worker {
 impl Worker {
     /// A worker over the shared state.
     pub fn new(state: AppState, config: WorkerConfig) -> Self {
-        Self { state, config: Arc::new(config) }
+        Self {
+            state,
+            config: Arc::new(config),
+        }
     }
 
     fn lease_until(&self) -> String {
@@ -109,7 +116,11 @@ impl Worker {
             tasks.abort_all();
             for job_id in &in_flight {
                 // Expire the lease now so another worker takes the job at once.
-                let _ = self.state.store.renew_lease(*job_id, &self.config.id, &clock::format(self.state.store.clock().now())).await;
+                let _ = self
+                    .state
+                    .store
+                    .renew_lease(*job_id, &self.config.id, &clock::format(self.state.store.clock().now()))
+                    .await;
                 tracing::warn!(job_id, "released unfinished job at shutdown");
             }
         }
@@ -129,7 +140,11 @@ async fn process(state: &AppState, config: &WorkerConfig, claimed: ClaimedJob) {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(config.lease / 3).await;
-                match state.store.renew_lease(job_id, &config.id, &lease_until(&state, &config)).await {
+                match state
+                    .store
+                    .renew_lease(job_id, &config.id, &lease_until(&state, &config))
+                    .await
+                {
                     Ok(true) => {}
                     Ok(false) => break,
                     Err(e) => tracing::warn!(job_id, error = %e, "cannot renew lease"),
@@ -144,7 +159,9 @@ async fn process(state: &AppState, config: &WorkerConfig, claimed: ClaimedJob) {
     let mut runs = JoinSet::new();
     for (run_id, algorithm_id, config_json) in claimed.runs {
         let (state, transcript) = (state.clone(), transcript.clone());
-        runs.spawn(async move { execute_run(&state, job_id, run_id, &algorithm_id, &config_json, transcript.as_ref()).await });
+        runs.spawn(async move {
+            execute_run(&state, job_id, run_id, &algorithm_id, &config_json, transcript.as_ref()).await
+        });
     }
     while let Some(done) = runs.join_next().await {
         if let Err(e) = done {
@@ -161,23 +178,42 @@ async fn process(state: &AppState, config: &WorkerConfig, claimed: ClaimedJob) {
     }
 }
 
-async fn execute_run(state: &AppState, job_id: i64, run_id: i64, algorithm_id: &str, config_json: &str, transcript: Option<&Transcript>) {
+async fn execute_run(
+    state: &AppState,
+    job_id: i64,
+    run_id: i64,
+    algorithm_id: &str,
+    config_json: &str,
+    transcript: Option<&Transcript>,
+) {
     let store = &state.store;
     let outcome = async {
         let Some(transcript) = transcript else {
-            store.fail_run(run_id, json!({"kind": "no_transcript", "message": "the job has no transcript"})).await?;
+            store
+                .fail_run(
+                    run_id,
+                    json!({"kind": "no_transcript", "message": "the job has no transcript"}),
+                )
+                .await?;
             return Ok::<_, crate::store::StoreError>(format!("{algorithm_id} failed: the job has no transcript"));
         };
         let Some(algorithm) = state.engine.registry().get(algorithm_id) else {
-            let message = format!("algorithm {algorithm_id} is not active on this server (disabled, or its version failed to load)");
-            store.fail_run(run_id, json!({"kind": "unavailable", "message": message})).await?;
+            let message = format!(
+                "algorithm {algorithm_id} is not active on this server (disabled, or its version failed to load)"
+            );
+            store
+                .fail_run(run_id, json!({"kind": "unavailable", "message": message}))
+                .await?;
             return Ok(format!("{algorithm_id} failed: {message}"));
         };
         let report = state.engine.run_loaded(&algorithm, transcript, config_json).await;
         store.finish_run(run_id, &report).await?;
         state.metrics.record_run(&report);
         Ok(match &report.error {
-            None => format!("{algorithm_id} {} completed in {:.1} ms", report.version, report.wall_time_ms),
+            None => format!(
+                "{algorithm_id} {} completed in {:.1} ms",
+                report.version, report.wall_time_ms
+            ),
             Some(e) => format!("{algorithm_id} {} failed: {e}", report.version),
         })
     }

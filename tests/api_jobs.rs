@@ -11,18 +11,36 @@ use serde_json::{Value, json};
 async fn ingest_both_transcript_forms_and_refuse_bad_input_precisely() {
     let s = TestServer::start().await;
     let t = s.tenant("Acme").await;
-    let lines = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/plugins/fixtures/dental_booking.txt")).unwrap();
+    let lines = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/plugins/fixtures/dental_booking.txt"
+    ))
+    .unwrap();
     let job = s.ok(&t.workspace_key, "/api/v1/calls/transcript", json!({"transcript": lines, "algorithm_ids": ["appointment_scheduling"], "contacted_at": "2026-01-20T09:30:00Z"}), 202).await;
     assert_eq!(job["status"], "analyzing");
     let done = s.wait(&t.workspace_key, job["job_id"].as_i64().unwrap()).await;
     assert_eq!(done["contacted_at"], "2026-01-20T09:30:00.000000Z");
-    let runs = s.get(&t.workspace_key, &format!("/api/v1/jobs/{}/runs", job["job_id"])).await.body;
-    assert_eq!(runs["runs"][0]["result"]["data"][0]["patient"]["name"], "Maria Gonzalez");
+    let runs = s
+        .get(&t.workspace_key, &format!("/api/v1/jobs/{}/runs", job["job_id"]))
+        .await
+        .body;
+    assert_eq!(
+        runs["runs"][0]["result"]["data"][0]["patient"]["name"],
+        "Maria Gonzalez"
+    );
 
     // Defaults to the workspace's assigned algorithms.
-    s.ok(&s.platform, &format!("/api/v1/workspaces/{}/algorithms", t.workspace), json!({"algorithm_id": "internal_metrics_v1", "config": {"gap_threshold_ms": 500}}), 201).await;
+    s.ok(
+        &s.platform,
+        &format!("/api/v1/workspaces/{}/algorithms", t.workspace),
+        json!({"algorithm_id": "internal_metrics_v1", "config": {"gap_threshold_ms": 500}}),
+        201,
+    )
+    .await;
     let body = json!({"transcript": serde_json::from_str::<Value>(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/plugins/fixtures/support_resolved.json")).unwrap()).unwrap()});
-    let job = s.ok(&t.workspace_key, "/api/v1/calls/transcript", body, 202).await["job_id"].as_i64().unwrap();
+    let job = s.ok(&t.workspace_key, "/api/v1/calls/transcript", body, 202).await["job_id"]
+        .as_i64()
+        .unwrap();
     let done = s.wait(&t.workspace_key, job).await;
     assert_eq!(done["requested_algorithm_ids"], json!(["internal_metrics_v1"]));
     let runs = s.get(&t.workspace_key, &format!("/api/v1/jobs/{job}/runs")).await.body;
@@ -30,21 +48,59 @@ async fn ingest_both_transcript_forms_and_refuse_bad_input_precisely() {
     assert!(runs["runs"][0]["result"]["gaps"]["count"].as_u64().unwrap() > 1);
 
     for (body, status, words) in [
-        (json!({"transcript": "no speaker on this line"}), 422, "line 1 has no speaker label"),
-        (json!({"transcript": {"segments": [{"speaker": "A", "start_ms": 5, "end_ms": 1, "text": "x"}]}}), 422, "segment 0 ends"),
+        (
+            json!({"transcript": "no speaker on this line"}),
+            422,
+            "line 1 has no speaker label",
+        ),
+        (
+            json!({"transcript": {"segments": [{"speaker": "A", "start_ms": 5, "end_ms": 1, "text": "x"}]}}),
+            422,
+            "segment 0 ends",
+        ),
         (json!({"transcript": 42}), 422, "transcript must be an object"),
-        (json!({"transcript": "Agent: hi", "contacted_at": "yesterday"}), 422, "contacted_at must be an RFC 3339 time"),
-        (json!({"transcript": "Agent: hi", "algorithm_id": ["x"]}), 422, "unknown field `algorithm_id`"),
-        (json!({"transcript": "Agent: hi", "algorithm_ids": ["nope_v1"]}), 400, "Algorithms not available: ['nope_v1']"),
+        (
+            json!({"transcript": "Agent: hi", "contacted_at": "yesterday"}),
+            422,
+            "contacted_at must be an RFC 3339 time",
+        ),
+        (
+            json!({"transcript": "Agent: hi", "algorithm_id": ["x"]}),
+            422,
+            "unknown field `algorithm_id`",
+        ),
+        (
+            json!({"transcript": "Agent: hi", "algorithm_ids": ["nope_v1"]}),
+            400,
+            "Algorithms not available: ['nope_v1']",
+        ),
     ] {
         let r = s.post(&t.workspace_key, "/api/v1/calls/transcript", body.clone()).await;
         assert_eq!(r.status.as_u16(), status, "{body}: {}", r.body);
         assert!(r.detail().contains(words), "{body}: {}", r.detail());
     }
     // Partner and organization keys must name the workspace.
-    let r = s.post(&t.partner_key, "/api/v1/calls/transcript", json!({"transcript": "Agent: hi"})).await;
-    assert_eq!((r.status.as_u16(), r.detail()), (422, "workspace_id is required for partner, organization and platform keys"));
-    let r = s.post(&t.partner_key, "/api/v1/calls/transcript", json!({"workspace_id": 424242, "transcript": "Agent: hi"})).await;
+    let r = s
+        .post(
+            &t.partner_key,
+            "/api/v1/calls/transcript",
+            json!({"transcript": "Agent: hi"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), r.detail()),
+        (
+            422,
+            "workspace_id is required for partner, organization and platform keys"
+        )
+    );
+    let r = s
+        .post(
+            &t.partner_key,
+            "/api/v1/calls/transcript",
+            json!({"workspace_id": 424242, "transcript": "Agent: hi"}),
+        )
+        .await;
     assert_eq!((r.status.as_u16(), r.detail()), (404, "Workspace 424242 not found"));
 }
 
@@ -52,31 +108,65 @@ async fn ingest_both_transcript_forms_and_refuse_bad_input_precisely() {
 async fn short_calls_are_skipped_and_requeued_against_the_current_filter() {
     let s = TestServer::start().await;
     let t = s.tenant("Acme").await;
-    let short = s.ok(&t.workspace_key, "/api/v1/calls/transcript", json!({"transcript": "Agent: Hello?\nCaller: Wrong number, sorry.", "algorithm_ids": ["sentiment_v1"]}), 202).await;
+    let short = s
+        .ok(
+            &t.workspace_key,
+            "/api/v1/calls/transcript",
+            json!({"transcript": "Agent: Hello?\nCaller: Wrong number, sorry.", "algorithm_ids": ["sentiment_v1"]}),
+            202,
+        )
+        .await;
     assert_eq!(short["status"], "skipped");
     let id = short["job_id"].as_i64().unwrap();
     let job = s.get(&t.workspace_key, &format!("/api/v1/jobs/{id}")).await.body;
-    assert!(job["error"].as_str().unwrap().contains("shorter than the workspace's minimum of 30 s"), "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap()
+            .contains("shorter than the workspace's minimum of 30 s"),
+        "{job}"
+    );
     assert_eq!(job["runs"]["total"], 0);
 
     let patch = |body: Value| {
         let s = &s;
         let key = t.workspace_key.clone();
-        async move { s.request(reqwest::Method::PATCH, Some(&key), &format!("/api/v1/jobs/{id}/status"), Some(body)).await }
+        async move {
+            s.request(
+                reqwest::Method::PATCH,
+                Some(&key),
+                &format!("/api/v1/jobs/{id}/status"),
+                Some(body),
+            )
+            .await
+        }
     };
     // Still too short under the same filter: stays skipped.
     let r = patch(json!({"status": "queued"})).await;
     assert_eq!((r.status.as_u16(), r.body["status"].as_str()), (200, Some("skipped")));
     assert_eq!(patch(json!({"status": "completed"})).await.status, 422);
     // Lower the filter, requeue: it runs.
-    let r = s.request(reqwest::Method::PATCH, Some(&s.platform), &format!("/api/v1/workspaces/{}", t.workspace), Some(json!({"min_duration_seconds": 0}))).await;
+    let r = s
+        .request(
+            reqwest::Method::PATCH,
+            Some(&s.platform),
+            &format!("/api/v1/workspaces/{}", t.workspace),
+            Some(json!({"min_duration_seconds": 0})),
+        )
+        .await;
     assert_eq!(r.status, 200);
     let r = patch(json!({"status": "queued"})).await;
     assert_eq!(r.body["status"], "analyzing", "{}", r.body);
     assert_eq!(s.wait(&t.workspace_key, id).await["status"], "completed");
     // Only skipped jobs can be requeued.
     let r = patch(json!({"status": "queued"})).await;
-    assert_eq!((r.status.as_u16(), r.detail()), (400, &*format!("Only skipped jobs can be requeued; job {id} is completed")));
+    assert_eq!(
+        (r.status.as_u16(), r.detail()),
+        (
+            400,
+            &*format!("Only skipped jobs can be requeued; job {id} is completed")
+        )
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,14 +178,35 @@ async fn audio_calls_wait_for_their_transcript() {
         .await["job_id"]
         .as_i64()
         .unwrap();
-    assert_eq!(s.get(&t.workspace_key, &format!("/api/v1/jobs/{job}")).await.body["status"], "transcribing");
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/plugins/fixtures/dental_reschedule.txt")).unwrap();
-    let r = s.request(reqwest::Method::PUT, Some(&t.workspace_key), &format!("/api/v1/jobs/{job}/transcript"), Some(json!({"transcript": text}))).await;
+    assert_eq!(
+        s.get(&t.workspace_key, &format!("/api/v1/jobs/{job}")).await.body["status"],
+        "transcribing"
+    );
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/plugins/fixtures/dental_reschedule.txt"
+    ))
+    .unwrap();
+    let r = s
+        .request(
+            reqwest::Method::PUT,
+            Some(&t.workspace_key),
+            &format!("/api/v1/jobs/{job}/transcript"),
+            Some(json!({"transcript": text})),
+        )
+        .await;
     assert_eq!(r.status, 202, "{}", r.body);
     s.wait(&t.workspace_key, job).await;
     let runs = s.get(&t.workspace_key, &format!("/api/v1/jobs/{job}/runs")).await.body;
     assert_eq!(runs["runs"][0]["result"]["outcome"], "rescheduled");
-    let r = s.request(reqwest::Method::PUT, Some(&t.workspace_key), &format!("/api/v1/jobs/{job}/transcript"), Some(json!({"transcript": text}))).await;
+    let r = s
+        .request(
+            reqwest::Method::PUT,
+            Some(&t.workspace_key),
+            &format!("/api/v1/jobs/{job}/transcript"),
+            Some(json!({"transcript": text})),
+        )
+        .await;
     assert_eq!(r.status, 409);
 }
 
@@ -109,17 +220,43 @@ async fn list_filters_since_and_cursor_pages() {
     for _ in 0..5 {
         recent.push(s.finished_job(&t, "dental_booking.txt", &["sentiment_v1"]).await);
     }
-    let child = s.ok(&t.workspace_key, &format!("/api/v1/jobs/{}/run-algorithms", recent[0]), json!({"algorithm_ids": ["rise_dds_v5"]}), 202).await["job_id"].as_i64().unwrap();
+    let child = s
+        .ok(
+            &t.workspace_key,
+            &format!("/api/v1/jobs/{}/run-algorithms", recent[0]),
+            json!({"algorithm_ids": ["rise_dds_v5"]}),
+            202,
+        )
+        .await["job_id"]
+        .as_i64()
+        .unwrap();
     s.wait(&t.workspace_key, child).await;
 
     // The spec's backfill query: completed jobs of the past 30 days.
-    let r = s.get(&t.workspace_key, "/api/v1/jobs?status=completed&since=30d").await.body;
-    let ids: Vec<i64> = r["jobs"].as_array().unwrap().iter().map(|j| j["job_id"].as_i64().unwrap()).collect();
-    assert!(!ids.contains(&old) && ids.contains(&child) && recent.iter().all(|j| ids.contains(j)), "{ids:?}");
+    let r = s
+        .get(&t.workspace_key, "/api/v1/jobs?status=completed&since=30d")
+        .await
+        .body;
+    let ids: Vec<i64> = r["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["job_id"].as_i64().unwrap())
+        .collect();
+    assert!(
+        !ids.contains(&old) && ids.contains(&child) && recent.iter().all(|j| ids.contains(j)),
+        "{ids:?}"
+    );
     assert!(r["jobs"][0].get("job_id").is_some());
-    let r = s.get(&t.workspace_key, "/api/v1/jobs?since=2026-01-01T00:00:00Z").await.body;
+    let r = s
+        .get(&t.workspace_key, "/api/v1/jobs?since=2026-01-01T00:00:00Z")
+        .await
+        .body;
     assert!(r["jobs"].as_array().unwrap().iter().any(|j| j["job_id"] == old));
-    let r = s.get(&t.workspace_key, &format!("/api/v1/jobs?parent_job_id={}", recent[0])).await.body;
+    let r = s
+        .get(&t.workspace_key, &format!("/api/v1/jobs?parent_job_id={}", recent[0]))
+        .await
+        .body;
     assert_eq!(r["jobs"].as_array().unwrap().len(), 1);
     let r = s.get(&t.workspace_key, "/api/v1/jobs?status=skipped,failed").await.body;
     assert!(r["jobs"].as_array().unwrap().is_empty());
@@ -133,7 +270,13 @@ async fn list_filters_since_and_cursor_pages() {
             None => "/api/v1/jobs?limit=2".to_owned(),
         };
         let page = s.get(&t.workspace_key, &path).await.body;
-        seen.extend(page["jobs"].as_array().unwrap().iter().map(|j| j["job_id"].as_i64().unwrap()));
+        seen.extend(
+            page["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|j| j["job_id"].as_i64().unwrap()),
+        );
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
             None => break,
@@ -149,29 +292,77 @@ async fn list_filters_since_and_cursor_pages() {
         let r = s.get(&t.workspace_key, &format!("/api/v1/jobs?{bad}")).await;
         assert_eq!(r.status, 422, "{bad}: {}", r.body);
     }
-    let r = s.get(&t.workspace_key, "/api/v1/jobs/lookup?source_call_id=call-dental_cancel.txt").await.body;
+    let r = s
+        .get(
+            &t.workspace_key,
+            "/api/v1/jobs/lookup?source_call_id=call-dental_cancel.txt",
+        )
+        .await
+        .body;
     assert_eq!(r["jobs"][0]["job_id"], old);
-    assert_eq!(s.get(&t.workspace_key, "/api/v1/jobs/lookup?source_call_id=nope").await.status, 404);
+    assert_eq!(
+        s.get(&t.workspace_key, "/api/v1/jobs/lookup?source_call_id=nope")
+            .await
+            .status,
+        404
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_reruns_the_failed_algorithms_as_a_child() {
     let s = TestServer::start().await;
     let t = s.tenant("Acme").await;
-    s.ok(&s.platform, &format!("/api/v1/workspaces/{}/algorithms", t.workspace), json!({"algorithm_id": "hostile_v1", "config": {"mode": "error"}}), 201).await;
-    let job = s.finished_job(&t, "dental_booking.txt", &["sentiment_v1", "hostile_v1"]).await;
-    let r = s.ok(&t.workspace_key, &format!("/api/v1/jobs/{job}/retry"), json!({}), 202).await;
+    s.ok(
+        &s.platform,
+        &format!("/api/v1/workspaces/{}/algorithms", t.workspace),
+        json!({"algorithm_id": "hostile_v1", "config": {"mode": "error"}}),
+        201,
+    )
+    .await;
+    let job = s
+        .finished_job(&t, "dental_booking.txt", &["sentiment_v1", "hostile_v1"])
+        .await;
+    let r = s
+        .ok(&t.workspace_key, &format!("/api/v1/jobs/{job}/retry"), json!({}), 202)
+        .await;
     assert_eq!(r["algorithm_ids"], json!(["hostile_v1"]));
     assert_eq!(r["parent_job_id"], job);
     // The fix: new config for the workspace, then retry by source ID.
-    s.ok(&s.platform, &format!("/api/v1/workspaces/{}/algorithms", t.workspace), json!({"algorithm_id": "hostile_v1", "config": {"mode": "echo"}}), 201).await;
+    s.ok(
+        &s.platform,
+        &format!("/api/v1/workspaces/{}/algorithms", t.workspace),
+        json!({"algorithm_id": "hostile_v1", "config": {"mode": "echo"}}),
+        201,
+    )
+    .await;
     s.wait(&t.workspace_key, r["job_id"].as_i64().unwrap()).await;
-    let r = s.ok(&t.workspace_key, "/api/v1/jobs/retry", json!({"source_call_id": "call-dental_booking.txt"}), 202).await;
-    assert_eq!(s.wait(&t.workspace_key, r["job_id"].as_i64().unwrap()).await["status"], "completed");
+    let r = s
+        .ok(
+            &t.workspace_key,
+            "/api/v1/jobs/retry",
+            json!({"source_call_id": "call-dental_booking.txt"}),
+            202,
+        )
+        .await;
+    assert_eq!(
+        s.wait(&t.workspace_key, r["job_id"].as_i64().unwrap()).await["status"],
+        "completed"
+    );
     let completed = s.finished_job(&t, "dental_cancel.txt", &["sentiment_v1"]).await;
-    let r = s.post(&t.workspace_key, &format!("/api/v1/jobs/{completed}/retry"), json!({})).await;
+    let r = s
+        .post(&t.workspace_key, &format!("/api/v1/jobs/{completed}/retry"), json!({}))
+        .await;
     assert_eq!(r.status, 400);
-    assert_eq!(s.post(&t.workspace_key, &format!("/api/v1/jobs/{completed}/retry"), json!({"mode": "sideways"})).await.status, 422);
+    assert_eq!(
+        s.post(
+            &t.workspace_key,
+            &format!("/api/v1/jobs/{completed}/retry"),
+            json!({"mode": "sideways"})
+        )
+        .await
+        .status,
+        422
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,12 +370,26 @@ async fn a_job_interrupted_by_a_crash_resumes_without_running_anything_twice() {
     // No worker: the "crashed" worker below is played by the test.
     let s = TestServer::start_with(|c| c.worker = false).await;
     let t = s.tenant("Acme").await;
-    let job = s.ingest(&t.workspace_key, t.workspace, "dental_booking.txt", &["sentiment_v1", "appointment_scheduling", "rise_dds_v5"]).await;
+    let job = s
+        .ingest(
+            &t.workspace_key,
+            t.workspace,
+            "dental_booking.txt",
+            &["sentiment_v1", "appointment_scheduling", "rise_dds_v5"],
+        )
+        .await;
     let store = s.state.store.clone();
     let lease = gensail::clock::format(s.clock.now_plus(30));
-    let ClaimedJob { runs, .. } = store.claim_job("crashed-worker", &lease).await.unwrap().expect("job to claim");
+    let ClaimedJob { runs, .. } = store
+        .claim_job("crashed-worker", &lease)
+        .await
+        .unwrap()
+        .expect("job to claim");
     // The dead worker finished the first run; the others were running when it died.
-    let transcript = store.transcript(&store.job(job).await.unwrap().transcript_sha256.unwrap()).await.unwrap();
+    let transcript = store
+        .transcript(&store.job(job).await.unwrap().transcript_sha256.unwrap())
+        .await
+        .unwrap();
     let report = s.state.engine.run(&runs[0].1, &transcript, &runs[0].2).await.unwrap();
     assert!(store.finish_run(runs[0].0, &report).await.unwrap());
     assert_eq!(store.run(runs[1].0).await.unwrap().status, "running");
@@ -193,7 +398,10 @@ async fn a_job_interrupted_by_a_crash_resumes_without_running_anything_twice() {
     // Restart with a worker. The lease is still live: nothing happens yet.
     let s = s.restart(|c| c.worker = true).await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert_eq!(s.get(&t.workspace_key, &format!("/api/v1/jobs/{job}")).await.body["status"], "analyzing");
+    assert_eq!(
+        s.get(&t.workspace_key, &format!("/api/v1/jobs/{job}")).await.body["status"],
+        "analyzing"
+    );
     // The lease expires (service clock), the new worker reclaims the job.
     s.clock.advance(chrono::Duration::seconds(31));
     s.state.wake_worker();
@@ -201,9 +409,16 @@ async fn a_job_interrupted_by_a_crash_resumes_without_running_anything_twice() {
     let runs_now = s.get(&t.workspace_key, &format!("/api/v1/jobs/{job}/runs")).await.body;
     let runs_now = runs_now["runs"].as_array().unwrap();
     assert!(runs_now.iter().all(|r| r["status"] == "completed"));
-    let again = runs_now.iter().find(|r| r["algorithm_run_id"] == first.algorithm_run_id).unwrap();
+    let again = runs_now
+        .iter()
+        .find(|r| r["algorithm_run_id"] == first.algorithm_run_id)
+        .unwrap();
     let interrupted = store.run(runs[1].0).await.unwrap();
     assert_eq!(interrupted.status, "completed");
-    assert_eq!(again["finished_at"].as_str(), first.finished_at.as_deref(), "the completed run was not run again");
+    assert_eq!(
+        again["finished_at"].as_str(),
+        first.finished_at.as_deref(),
+        "the completed run was not run again"
+    );
     assert_eq!(again["result"], first.result.unwrap());
 }

@@ -13,8 +13,18 @@ async fn documented_payload_fields() {
     let s = TestServer::start_with(|c| c.webhook_allowlist = "127.0.0.1".into()).await;
     let t = s.tenant("Acme").await;
     let receiver = Receiver::start().await;
-    s.request(reqwest::Method::PUT, Some(&t.workspace_key), &format!("/api/v1/config/workspace/{}/webhook", t.workspace), Some(json!({"url": receiver.url}))).await;
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/plugins/fixtures/dental_booking.txt")).unwrap();
+    s.request(
+        reqwest::Method::PUT,
+        Some(&t.workspace_key),
+        &format!("/api/v1/config/workspace/{}/webhook", t.workspace),
+        Some(json!({"url": receiver.url})),
+    )
+    .await;
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/plugins/fixtures/dental_booking.txt"
+    ))
+    .unwrap();
     s.ok(
         &t.workspace_key,
         "/api/v1/calls/transcript",
@@ -25,11 +35,26 @@ async fn documented_payload_fields() {
     let got = receiver.wait_for(1).await;
     let body = got[0].json();
     println!("{}", serde_json::to_string_pretty(&body).unwrap());
-    for field in ["algorithm_run_id", "algorithm_id", "algorithm_version", "job_id", "parent_job_id", "recording_url", "recording_duration", "contacted_date", "contacted_time", "answered_by", "insurance_type"] {
+    for field in [
+        "algorithm_run_id",
+        "algorithm_id",
+        "algorithm_version",
+        "job_id",
+        "parent_job_id",
+        "recording_url",
+        "recording_duration",
+        "contacted_date",
+        "contacted_time",
+        "answered_by",
+        "insurance_type",
+    ] {
         assert!(body["call"].get(field).is_some(), "call.{field} missing");
     }
     for field in ["name", "phone", "email", "date_of_birth", "additional_spellings"] {
-        assert!(body["data"][0]["patient"].get(field).is_some(), "patient.{field} missing");
+        assert!(
+            body["data"][0]["patient"].get(field).is_some(),
+            "patient.{field} missing"
+        );
     }
     assert_eq!(body["data"][0]["appointment"]["patient_type"], "New Patient");
 }

@@ -20,27 +20,52 @@ async fn endpoint_lifecycle_with_a_signing_secret_shown_once() {
     let s = with_allowlist().await;
     let t = s.tenant("Acme").await;
     let p = path("workspace", t.workspace, "webhook");
-    let put = s.request(Method::PUT, Some(&t.workspace_key), &p, Some(json!({"url": "http://127.0.0.1:9/hooks/gensail"}))).await;
+    let put = s
+        .request(
+            Method::PUT,
+            Some(&t.workspace_key),
+            &p,
+            Some(json!({"url": "http://127.0.0.1:9/hooks/gensail"})),
+        )
+        .await;
     assert_eq!(put.status, 200, "{}", put.body);
     let secret = put.body["signing_secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_") && secret.len() > 30);
-    assert_eq!(put.body["signing_secret_hint"], format!("...{}", &secret[secret.len() - 4..]));
+    assert_eq!(
+        put.body["signing_secret_hint"],
+        format!("...{}", &secret[secret.len() - 4..])
+    );
 
     let got = s.get(&t.workspace_key, &p).await;
     assert_eq!(got.body["url"], "http://127.0.0.1:9/hooks/gensail");
     assert!(got.body.get("signing_secret").is_none());
     assert_eq!(got.body["disabled"], false);
     // Changing the URL keeps the secret (receivers keep verifying) and does not show it again.
-    let again = s.request(Method::PUT, Some(&t.workspace_key), &p, Some(json!({"url": "http://127.0.0.1:9/v2"}))).await;
+    let again = s
+        .request(
+            Method::PUT,
+            Some(&t.workspace_key),
+            &p,
+            Some(json!({"url": "http://127.0.0.1:9/v2"})),
+        )
+        .await;
     assert!(again.body.get("signing_secret").is_none());
     assert_eq!(again.body["signing_secret_hint"], put.body["signing_secret_hint"]);
     // The secret is not stored in clear.
     let stored = s.stored_bytes().await;
     assert!(!stored.windows(secret.len()).any(|w| w == secret.as_bytes()));
 
-    assert_eq!(s.request(Method::DELETE, Some(&t.workspace_key), &p, None).await.status, 204);
+    assert_eq!(
+        s.request(Method::DELETE, Some(&t.workspace_key), &p, None).await.status,
+        204
+    );
     assert_eq!(s.get(&t.workspace_key, &p).await.status, 404);
-    assert_eq!(s.request(Method::PUT, Some(&t.workspace_key), &p, Some(json!({"url": 5}))).await.status, 422);
+    assert_eq!(
+        s.request(Method::PUT, Some(&t.workspace_key), &p, Some(json!({"url": 5})))
+            .await
+            .status,
+        422
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,12 +73,26 @@ async fn private_addresses_are_refused_without_the_allowlist() {
     let s = TestServer::start().await;
     let t = s.tenant("Acme").await;
     let p = path("workspace", t.workspace, "webhook");
-    for url in ["http://127.0.0.1:9/hook", "http://169.254.169.254/latest/meta-data/", "http://10.0.0.7/hook", "http://localhost/hook"] {
-        let r = s.request(Method::PUT, Some(&s.platform), &p, Some(json!({"url": url}))).await;
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.7/hook",
+        "http://localhost/hook",
+    ] {
+        let r = s
+            .request(Method::PUT, Some(&s.platform), &p, Some(json!({"url": url})))
+            .await;
         assert_eq!(r.status, 400, "{url}: {}", r.body);
         assert!(r.detail().contains("GENSAIL_WEBHOOK_ALLOWLIST"), "{}", r.detail());
     }
-    let r = s.request(Method::PUT, Some(&s.platform), &p, Some(json!({"url": "ftp://example.com/x"}))).await;
+    let r = s
+        .request(
+            Method::PUT,
+            Some(&s.platform),
+            &p,
+            Some(json!({"url": "ftp://example.com/x"})),
+        )
+        .await;
     assert!(r.detail().contains("https"), "{}", r.detail());
     assert_eq!(s.get(&s.platform, &p).await.status, 404, "nothing was stored");
 }
@@ -70,11 +109,20 @@ async fn credentials_of_each_type_are_write_only() {
     };
     let r = put(json!({"auth_type": "bearer", "token": "tok_live_abcdefgh1234"})).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!((r.body["auth_type"].as_str(), r.body["secret_hint"].as_str()), (Some("bearer"), Some("...1234")));
+    assert_eq!(
+        (r.body["auth_type"].as_str(), r.body["secret_hint"].as_str()),
+        (Some("bearer"), Some("...1234"))
+    );
     let r = put(json!({"auth_type": "hmac", "secret": "hmac-secret-0123456789-x7f9", "key_id": "key-2026"})).await;
-    assert_eq!((r.body["key_id"].as_str(), r.body["secret_hint"].as_str()), (Some("key-2026"), Some("...x7f9")));
+    assert_eq!(
+        (r.body["key_id"].as_str(), r.body["secret_hint"].as_str()),
+        (Some("key-2026"), Some("...x7f9"))
+    );
     let r = put(json!({"auth_type": "basic", "username": "acme", "password": "pa55word-zz99"})).await;
-    assert_eq!((r.body["username"].as_str(), r.body["secret_hint"].as_str()), (Some("acme"), Some("...zz99")));
+    assert_eq!(
+        (r.body["username"].as_str(), r.body["secret_hint"].as_str()),
+        (Some("acme"), Some("...zz99"))
+    );
     let got = s.get(&s.platform, &p).await.body;
     assert!(!got.to_string().contains("pa55word"), "{got}");
     let r = put(json!({"auth_type": "none"})).await;
@@ -82,10 +130,22 @@ async fn credentials_of_each_type_are_write_only() {
 
     for (body, words) in [
         (json!({"auth_type": "bearer"}), "token is required"),
-        (json!({"auth_type": "hmac", "secret": "0123456789abcdef"}), "key_id is required"),
-        (json!({"auth_type": "hmac", "secret": "short", "key_id": "k"}), "at least 16"),
-        (json!({"auth_type": "basic", "username": "a:b", "password": "x"}), "must not contain ':'"),
-        (json!({"auth_type": "none", "token": "x"}), "token not used by auth_type none"),
+        (
+            json!({"auth_type": "hmac", "secret": "0123456789abcdef"}),
+            "key_id is required",
+        ),
+        (
+            json!({"auth_type": "hmac", "secret": "short", "key_id": "k"}),
+            "at least 16",
+        ),
+        (
+            json!({"auth_type": "basic", "username": "a:b", "password": "x"}),
+            "must not contain ':'",
+        ),
+        (
+            json!({"auth_type": "none", "token": "x"}),
+            "token not used by auth_type none",
+        ),
         (json!({"auth_type": "oauth"}), "auth_type must be"),
     ] {
         let r = put(body.clone()).await;
@@ -105,20 +165,71 @@ async fn who_may_configure_what() {
     let cases: Vec<(&str, &str, &str, i64, u16)> = vec![
         ("platform", &s.platform, "partner", a.partner, 200),
         ("partner A on its partner", &a.partner_key, "partner", a.partner, 200),
-        ("partner A on its organization", &a.partner_key, "organization", a.organization, 200),
-        ("partner A on its workspace", &a.partner_key, "workspace", a.workspace, 200),
-        ("organization A on its partner", &a.organization_key, "partner", a.partner, 403),
-        ("organization A on itself", &a.organization_key, "organization", a.organization, 200),
-        ("workspace A on its organization", &a.workspace_key, "organization", a.organization, 403),
-        ("partner A on B's workspace", &a.partner_key, "workspace", b.workspace, 403),
-        ("workspace B on A's workspace", &b.workspace_key, "workspace", a.workspace, 403),
+        (
+            "partner A on its organization",
+            &a.partner_key,
+            "organization",
+            a.organization,
+            200,
+        ),
+        (
+            "partner A on its workspace",
+            &a.partner_key,
+            "workspace",
+            a.workspace,
+            200,
+        ),
+        (
+            "organization A on its partner",
+            &a.organization_key,
+            "partner",
+            a.partner,
+            403,
+        ),
+        (
+            "organization A on itself",
+            &a.organization_key,
+            "organization",
+            a.organization,
+            200,
+        ),
+        (
+            "workspace A on its organization",
+            &a.workspace_key,
+            "organization",
+            a.organization,
+            403,
+        ),
+        (
+            "partner A on B's workspace",
+            &a.partner_key,
+            "workspace",
+            b.workspace,
+            403,
+        ),
+        (
+            "workspace B on A's workspace",
+            &b.workspace_key,
+            "workspace",
+            a.workspace,
+            403,
+        ),
         ("unknown workspace", &s.platform, "workspace", 9999, 404),
     ];
     for (name, key, entity, id, status) in cases {
-        let r = s.request(Method::PUT, Some(key), &path(entity, id, "webhook"), Some(body.clone())).await;
+        let r = s
+            .request(Method::PUT, Some(key), &path(entity, id, "webhook"), Some(body.clone()))
+            .await;
         assert_eq!(r.status.as_u16(), status, "{name}: {}", r.body);
     }
-    let r = s.request(Method::PUT, Some(&s.platform), "/api/v1/config/team/1/webhook", Some(body)).await;
+    let r = s
+        .request(
+            Method::PUT,
+            Some(&s.platform),
+            "/api/v1/config/team/1/webhook",
+            Some(body),
+        )
+        .await;
     assert_eq!(r.status, 404);
     assert!(r.detail().contains("partner, organization or workspace"));
 }
@@ -133,7 +244,14 @@ mod delivery {
         let s = with_allowlist().await;
         let t = s.tenant("Acme").await;
         let receiver = Receiver::start().await;
-        let put = s.request(Method::PUT, Some(&t.workspace_key), &path("workspace", t.workspace, "webhook"), Some(json!({"url": receiver.url}))).await;
+        let put = s
+            .request(
+                Method::PUT,
+                Some(&t.workspace_key),
+                &path("workspace", t.workspace, "webhook"),
+                Some(json!({"url": receiver.url})),
+            )
+            .await;
         let secret = put.body["signing_secret"].as_str().unwrap().to_owned();
         (s, t, receiver, secret)
     }
@@ -143,9 +261,15 @@ mod delivery {
     }
 
     async fn ingest(s: &TestServer, t: &common::api::Tenant, analytics_only: bool, ids: &[&str]) -> i64 {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/plugins/fixtures/dental_booking.txt")).unwrap();
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/plugins/fixtures/dental_booking.txt"
+        ))
+        .unwrap();
         let body = json!({"transcript": text, "algorithm_ids": ids, "analytics_only": analytics_only, "source_call_id": "call-9", "contacted_at": "2026-01-20T09:30:00Z"});
-        s.ok(&t.workspace_key, "/api/v1/calls/transcript", body, 202).await["job_id"].as_i64().unwrap()
+        s.ok(&t.workspace_key, "/api/v1/calls/transcript", body, 202).await["job_id"]
+            .as_i64()
+            .unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,9 +282,17 @@ mod delivery {
         assert_eq!(s.wait(&t.workspace_key, job).await["status"], "completed");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         let got_after = receiver.received();
-        assert_eq!(got_after.len(), 2, "exactly one delivery per run, none for the analytics-only job");
+        assert_eq!(
+            got_after.len(),
+            2,
+            "exactly one delivery per run, none for the analytics-only job"
+        );
         for r in &got {
-            assert!(verify(&secret, r.header("x-signature"), &r.body, now(&s), 300), "bad signature {}", r.header("x-signature"));
+            assert!(
+                verify(&secret, r.header("x-signature"), &r.body, now(&s), 300),
+                "bad signature {}",
+                r.header("x-signature")
+            );
             assert!(r.header("webhook-id").starts_with("dlv_"));
             let body = r.json();
             assert_eq!(body["status"], "completed");
@@ -169,14 +301,38 @@ mod delivery {
             assert_eq!(body["call"]["contacted_time"], "09:30:00");
             assert!(body["timestamp"].as_str().unwrap().ends_with('Z'));
         }
-        let appointment = got.iter().map(|r| r.json()).find(|b| b["call"]["algorithm_id"] == "appointment_scheduling").unwrap();
+        let appointment = got
+            .iter()
+            .map(|r| r.json())
+            .find(|b| b["call"]["algorithm_id"] == "appointment_scheduling")
+            .unwrap();
         assert_eq!(appointment["call"]["answered_by"], "Sofia");
         assert_eq!(appointment["data"][0]["patient"]["name"], "Maria Gonzalez");
-        let sentiment = got.iter().map(|r| r.json()).find(|b| b["call"]["algorithm_id"] == "sentiment_v1").unwrap();
+        let sentiment = got
+            .iter()
+            .map(|r| r.json())
+            .find(|b| b["call"]["algorithm_id"] == "sentiment_v1")
+            .unwrap();
         assert_eq!(sentiment["call"]["call_sentiment"], "Positive");
-        let deliveries = s.get(&t.workspace_key, &format!("/api/v1/jobs/{job}/deliveries")).await.body;
-        assert!(deliveries["deliveries"].as_array().unwrap().iter().all(|d| d["status"] == "delivered" && d["attempt_log"][0]["status_code"] == 200));
-        assert!(s.get(&t.workspace_key, &format!("/api/v1/jobs/{quiet}/deliveries")).await.body["deliveries"].as_array().unwrap().is_empty());
+        let deliveries = s
+            .get(&t.workspace_key, &format!("/api/v1/jobs/{job}/deliveries"))
+            .await
+            .body;
+        assert!(
+            deliveries["deliveries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|d| d["status"] == "delivered" && d["attempt_log"][0]["status_code"] == 200)
+        );
+        assert!(
+            s.get(&t.workspace_key, &format!("/api/v1/jobs/{quiet}/deliveries"))
+                .await
+                .body["deliveries"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,10 +340,24 @@ mod delivery {
         let (s, t, receiver, _) = setup().await;
         let parent = ingest(&s, &t, true, &["sentiment_v1"]).await;
         s.wait(&t.workspace_key, parent).await;
-        let quiet = s.ok(&t.workspace_key, &format!("/api/v1/jobs/{parent}/run-algorithms"), json!({"algorithm_ids": ["rise_dds_v5"]}), 202).await;
+        let quiet = s
+            .ok(
+                &t.workspace_key,
+                &format!("/api/v1/jobs/{parent}/run-algorithms"),
+                json!({"algorithm_ids": ["rise_dds_v5"]}),
+                202,
+            )
+            .await;
         s.wait(&t.workspace_key, quiet["job_id"].as_i64().unwrap()).await;
         assert!(receiver.received().is_empty());
-        let loud = s.ok(&t.workspace_key, &format!("/api/v1/jobs/{parent}/run-algorithms"), json!({"algorithm_ids": ["qa_scoring_v1"], "analytics_only": false}), 202).await;
+        let loud = s
+            .ok(
+                &t.workspace_key,
+                &format!("/api/v1/jobs/{parent}/run-algorithms"),
+                json!({"algorithm_ids": ["qa_scoring_v1"], "analytics_only": false}),
+                202,
+            )
+            .await;
         let got = receiver.wait_for(1).await;
         assert_eq!(got[0].json()["call"]["job_id"], loud["job_id"]);
         assert_eq!(got[0].json()["call"]["parent_job_id"], parent);
@@ -214,14 +384,35 @@ mod delivery {
         s.state.deliveries_due.notify_one();
         let third = receiver.wait_for(3).await;
         assert_eq!(third[2].header("webhook-id"), first[0].header("webhook-id"));
-        assert!(verify(&secret, third[2].header("x-signature"), &third[2].body, now(&s), 300));
+        assert!(verify(
+            &secret,
+            third[2].header("x-signature"),
+            &third[2].body,
+            now(&s),
+            300
+        ));
         assert_eq!(s.wait(&t.workspace_key, job).await["status"], "completed");
-        let d = &s.get(&t.workspace_key, &format!("/api/v1/jobs/{job}/deliveries")).await.body["deliveries"][0];
-        let codes: Vec<i64> = d["attempt_log"].as_array().unwrap().iter().map(|a| a["status_code"].as_i64().unwrap()).collect();
+        let d = &s
+            .get(&t.workspace_key, &format!("/api/v1/jobs/{job}/deliveries"))
+            .await
+            .body["deliveries"][0];
+        let codes: Vec<i64> = d["attempt_log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["status_code"].as_i64().unwrap())
+            .collect();
         assert_eq!(codes, [500, 429, 200]);
 
         // Replay: same delivery ID again.
-        let r = s.ok(&t.workspace_key, &format!("/api/v1/jobs/{job}/retry"), json!({"mode": "redeliver"}), 202).await;
+        let r = s
+            .ok(
+                &t.workspace_key,
+                &format!("/api/v1/jobs/{job}/retry"),
+                json!({"mode": "redeliver"}),
+                202,
+            )
+            .await;
         assert_eq!(r["deliveries_queued"], 1);
         let fourth = receiver.wait_for(4).await;
         assert_eq!(fourth[3].header("webhook-id"), first[0].header("webhook-id"));
@@ -233,10 +424,20 @@ mod delivery {
         receiver.script(&[(410, None)]);
         let job = ingest(&s, &t, false, &["sentiment_v1"]).await;
         receiver.wait_for(1).await;
-        assert_eq!(s.wait(&t.workspace_key, job).await["status"], "completed", "a delivery that fails does not change the analysis outcome");
-        let d = &s.get(&t.workspace_key, &format!("/api/v1/jobs/{job}/deliveries")).await.body["deliveries"][0];
+        assert_eq!(
+            s.wait(&t.workspace_key, job).await["status"],
+            "completed",
+            "a delivery that fails does not change the analysis outcome"
+        );
+        let d = &s
+            .get(&t.workspace_key, &format!("/api/v1/jobs/{job}/deliveries"))
+            .await
+            .body["deliveries"][0];
         assert_eq!(d["status"], "disabled");
-        let endpoint = s.get(&t.workspace_key, &path("workspace", t.workspace, "webhook")).await.body;
+        let endpoint = s
+            .get(&t.workspace_key, &path("workspace", t.workspace, "webhook"))
+            .await
+            .body;
         assert_eq!(endpoint["disabled"], true);
         assert!(endpoint["disabled_reason"].as_str().unwrap().contains("410"));
     }
@@ -248,25 +449,52 @@ mod delivery {
         let (partner_rx, workspace_rx) = (Receiver::start().await, Receiver::start().await);
         let put = |entity: &'static str, id: i64, what: &'static str, body: serde_json::Value| {
             let s = &s;
-            async move { s.request(Method::PUT, Some(&s.platform), &path(entity, id, what), Some(body)).await }
+            async move {
+                s.request(Method::PUT, Some(&s.platform), &path(entity, id, what), Some(body))
+                    .await
+            }
         };
         put("partner", t.partner, "webhook", json!({"url": partner_rx.url})).await;
         put("workspace", t.workspace, "webhook", json!({"url": workspace_rx.url})).await;
-        put("workspace", t.workspace, "webhook-credential", json!({"auth_type": "bearer", "token": "tok_abc_123"})).await;
+        put(
+            "workspace",
+            t.workspace,
+            "webhook-credential",
+            json!({"auth_type": "bearer", "token": "tok_abc_123"}),
+        )
+        .await;
         ingest(&s, &t, false, &["sentiment_v1"]).await;
         let got = workspace_rx.wait_for(1).await;
         assert_eq!(got[0].header("authorization"), "Bearer tok_abc_123");
         assert!(partner_rx.received().is_empty());
 
         // Without the workspace's endpoint, the partner's applies (to jobs created after).
-        s.request(Method::DELETE, Some(&s.platform), &path("workspace", t.workspace, "webhook"), None).await;
-        put("partner", t.partner, "webhook-credential", json!({"auth_type": "hmac", "secret": "partner-hmac-secret-0123", "key_id": "k1"})).await;
+        s.request(
+            Method::DELETE,
+            Some(&s.platform),
+            &path("workspace", t.workspace, "webhook"),
+            None,
+        )
+        .await;
+        put(
+            "partner",
+            t.partner,
+            "webhook-credential",
+            json!({"auth_type": "hmac", "secret": "partner-hmac-secret-0123", "key_id": "k1"}),
+        )
+        .await;
         ingest(&s, &t, false, &["sentiment_v1"]).await;
         let got = partner_rx.wait_for(1).await;
         let sig = got[0].header("x-signature");
         assert!(sig.ends_with(",key=k1"), "{sig}");
         assert!(verify("partner-hmac-secret-0123", sig, &got[0].body, now(&s), 300));
-        put("partner", t.partner, "webhook-credential", json!({"auth_type": "basic", "username": "acme", "password": "s3cret"})).await;
+        put(
+            "partner",
+            t.partner,
+            "webhook-credential",
+            json!({"auth_type": "basic", "username": "acme", "password": "s3cret"}),
+        )
+        .await;
         ingest(&s, &t, false, &["sentiment_v1"]).await;
         let got = partner_rx.wait_for(2).await;
         assert_eq!(got[1].header("authorization"), "Basic YWNtZTpzM2NyZXQ=");
@@ -277,17 +505,36 @@ mod delivery {
         let s = with_allowlist().await;
         let t = s.tenant("Acme").await;
         // A port with nobody listening (yet).
-        let address = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+        let address = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string();
         let url = format!("http://{address}/hooks");
-        s.request(Method::PUT, Some(&s.platform), &path("workspace", t.workspace, "webhook"), Some(json!({"url": url}))).await;
+        s.request(
+            Method::PUT,
+            Some(&s.platform),
+            &path("workspace", t.workspace, "webhook"),
+            Some(json!({"url": url})),
+        )
+        .await;
         let job = ingest(&s, &t, false, &["sentiment_v1", "rise_dds_v5"]).await;
         assert_eq!(s.wait_publishing(&t.workspace_key, job).await, "publishing");
         // Wait until both deliveries failed once (connection refused).
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
-            let d = s.get(&t.workspace_key, &format!("/api/v1/jobs/{job}/deliveries")).await.body;
+            let d = s
+                .get(&t.workspace_key, &format!("/api/v1/jobs/{job}/deliveries"))
+                .await
+                .body;
             if d["deliveries"].as_array().unwrap().iter().all(|d| d["attempts"] == 1) {
-                assert!(d["deliveries"][0]["last_error"].as_str().unwrap().contains("cannot reach the receiver"), "{d}");
+                assert!(
+                    d["deliveries"][0]["last_error"]
+                        .as_str()
+                        .unwrap()
+                        .contains("cannot reach the receiver"),
+                    "{d}"
+                );
                 break;
             }
             assert!(std::time::Instant::now() < deadline, "no failed attempt recorded: {d}");
@@ -313,7 +560,10 @@ mod delivery {
         assert_eq!(s.wait_publishing(&t.workspace_key, job).await, "publishing");
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         assert_eq!(receiver.received().len(), 1, "the redirect was followed");
-        let d = &s.get(&t.workspace_key, &format!("/api/v1/jobs/{job}/deliveries")).await.body["deliveries"][0];
+        let d = &s
+            .get(&t.workspace_key, &format!("/api/v1/jobs/{job}/deliveries"))
+            .await
+            .body["deliveries"][0];
         assert_eq!(d["status"], "pending");
         assert_eq!(d["attempt_log"][0]["status_code"], 302);
         assert!(d["next_attempt_at"].is_string());

@@ -13,7 +13,10 @@ fn gensail(data_dir: &std::path::Path, args: &[&str]) -> Output {
 }
 
 fn wasm(name: &str) -> String {
-    PathBuf::from(env!("GENSAIL_PLUGIN_WASM_DIR")).join(format!("{name}.wasm")).display().to_string()
+    PathBuf::from(env!("GENSAIL_PLUGIN_WASM_DIR"))
+        .join(format!("{name}.wasm"))
+        .display()
+        .to_string()
 }
 
 fn fixture(name: &str) -> String {
@@ -27,7 +30,11 @@ mod reqwest {
         let host = url.trim_start_matches("http://").split('/').next().unwrap();
         let path = &url[url.find(host).unwrap() + host.len()..];
         let mut stream = std::net::TcpStream::connect(host).unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut answer = String::new();
         stream.read_to_string(&mut answer).unwrap();
         answer.split_whitespace().nth(1).unwrap().parse().unwrap()
@@ -35,7 +42,8 @@ mod reqwest {
 }
 
 fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 #[test]
@@ -43,12 +51,23 @@ fn list_shows_every_bundled_algorithm() {
     let data = tempfile::tempdir().unwrap();
     let out = gensail(data.path(), &["algorithms", "list"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let ids: Vec<String> = json(&out).as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect();
+    let ids: Vec<String> = json(&out)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(
         ids,
         [
-            "appointment_scheduling", "competitor_mentions_v1", "internal_metrics_v1", "new_sentiment_v2", "qa_scoring_v1", "rise_dds_v4",
-            "rise_dds_v5", "sentiment_v1"
+            "appointment_scheduling",
+            "competitor_mentions_v1",
+            "internal_metrics_v1",
+            "new_sentiment_v2",
+            "qa_scoring_v1",
+            "rise_dds_v4",
+            "rise_dds_v5",
+            "sentiment_v1"
         ]
     );
     // The compile cache was filled, so the next start does not recompile.
@@ -77,14 +96,20 @@ fn inspect_refuses_an_incompatible_plugin_in_plain_words() {
     let out = gensail(data.path(), &["algorithms", "inspect", &wasm("wit_v2")]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("gensail:algorithm@2.0.0") && stderr.contains("gensail:algorithm@1.0.0"), "{stderr}");
+    assert!(
+        stderr.contains("gensail:algorithm@2.0.0") && stderr.contains("gensail:algorithm@1.0.0"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn run_a_bundled_algorithm_on_both_transcript_forms() {
     let data = tempfile::tempdir().unwrap();
     for file in ["dental_booking.txt", "support_resolved.json"] {
-        let out = gensail(data.path(), &["algorithms", "run", "new_sentiment_v2", "--transcript", &fixture(file)]);
+        let out = gensail(
+            data.path(),
+            &["algorithms", "run", "new_sentiment_v2", "--transcript", &fixture(file)],
+        );
         assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
         let report = json(&out);
         assert_eq!(report["status"], "completed");
@@ -100,7 +125,15 @@ fn run_a_file_with_config_from_a_file() {
     std::fs::write(&config, r#"{"competitors": ["Gong"]}"#).unwrap();
     let out = gensail(
         data.path(),
-        &["algorithms", "run", &wasm("competitor_mentions_v1"), "--transcript", &fixture("sales_competitors.txt"), "--config", &format!("@{}", config.display())],
+        &[
+            "algorithms",
+            "run",
+            &wasm("competitor_mentions_v1"),
+            "--transcript",
+            &fixture("sales_competitors.txt"),
+            "--config",
+            &format!("@{}", config.display()),
+        ],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(json(&out)["output"]["mentioned"], serde_json::json!(["Gong"]));
@@ -111,18 +144,39 @@ fn a_failing_run_exits_non_zero_with_the_typed_error() {
     let data = tempfile::tempdir().unwrap();
     let out = gensail(
         data.path(),
-        &["algorithms", "run", &wasm("hostile"), "--transcript", &fixture("dental_booking.txt"), "--config", r#"{"mode":"panic"}"#],
+        &[
+            "algorithms",
+            "run",
+            &wasm("hostile"),
+            "--transcript",
+            &fixture("dental_booking.txt"),
+            "--config",
+            r#"{"mode":"panic"}"#,
+        ],
     );
     assert_eq!(out.status.code(), Some(1));
     let report = json(&out);
     assert_eq!(report["status"], "failed");
     assert_eq!(report["error"]["kind"], "trap");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("the plugin trapped") && stderr.contains("hostile guest panicked on purpose"), "{stderr}");
+    assert!(
+        stderr.contains("the plugin trapped") && stderr.contains("hostile guest panicked on purpose"),
+        "{stderr}"
+    );
 
     let out = gensail(
         data.path(),
-        &["algorithms", "run", &wasm("hostile"), "--transcript", &fixture("dental_booking.txt"), "--config", r#"{"mode":"loop"}"#, "--timeout-ms", "200"],
+        &[
+            "algorithms",
+            "run",
+            &wasm("hostile"),
+            "--transcript",
+            &fixture("dental_booking.txt"),
+            "--config",
+            r#"{"mode":"loop"}"#,
+            "--timeout-ms",
+            "200",
+        ],
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("timed out after 200 ms"));
@@ -131,18 +185,54 @@ fn a_failing_run_exits_non_zero_with_the_typed_error() {
 #[test]
 fn bad_arguments_say_what_to_fix() {
     let data = tempfile::tempdir().unwrap();
-    let out = gensail(data.path(), &["algorithms", "run", "no_such_algo", "--transcript", &fixture("dental_booking.txt")]);
+    let out = gensail(
+        data.path(),
+        &[
+            "algorithms",
+            "run",
+            "no_such_algo",
+            "--transcript",
+            &fixture("dental_booking.txt"),
+        ],
+    );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("neither a bundled algorithm") && stderr.contains("sentiment_v1"), "{stderr}");
+    assert!(
+        stderr.contains("neither a bundled algorithm") && stderr.contains("sentiment_v1"),
+        "{stderr}"
+    );
 
-    let out = gensail(data.path(), &["algorithms", "run", "sentiment_v1", "--transcript", &fixture("dental_booking.txt"), "--config", "[1]"]);
+    let out = gensail(
+        data.path(),
+        &[
+            "algorithms",
+            "run",
+            "sentiment_v1",
+            "--transcript",
+            &fixture("dental_booking.txt"),
+            "--config",
+            "[1]",
+        ],
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("must be a JSON object"));
 
     let bad = data.path().join("bad.txt");
     std::fs::write(&bad, "no speaker here\n").unwrap();
-    let out = gensail(data.path(), &["algorithms", "run", "sentiment_v1", "--transcript", bad.to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1 has no speaker label"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = gensail(
+        data.path(),
+        &[
+            "algorithms",
+            "run",
+            "sentiment_v1",
+            "--transcript",
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line 1 has no speaker label"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -167,12 +257,20 @@ fn serve_demo_answers_and_shuts_down_cleanly_on_sigterm() {
     };
     let text = printed.join("\n");
     assert!(text.contains("Platform token (shown once"), "{text}");
-    for scope in ["workspace key:", "organization key:", "partner key:", "sample call jobs: 1, 2, 3, 4, 5, 6"] {
+    for scope in [
+        "workspace key:",
+        "organization key:",
+        "partner key:",
+        "sample call jobs: 1, 2, 3, 4, 5, 6",
+    ] {
         assert!(text.contains(scope), "{scope} missing in {text}");
     }
     let health = reqwest::blocking_get_status(&format!("{address}/healthz"));
     assert_eq!(health, 200);
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(killed.success());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
     let status = loop {
@@ -205,6 +303,12 @@ fn no_command_is_serve_with_its_environment() {
         .expect("gensail printed its address");
     assert!(!address.ends_with(":8080"), "GENSAIL_BIND was ignored: {address}");
     assert_eq!(reqwest::blocking_get_status(&format!("{address}/healthz")), 200);
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
     assert!(child.wait().unwrap().success());
 }

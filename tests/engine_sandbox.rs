@@ -11,27 +11,62 @@ use gensail_engine::{AlgorithmErrorKind, Engine, LimitOverrides, LoadError, RunE
 
 /// Loads the hostile guest with the given limit overrides.
 async fn hostile(engine: &Engine, overrides: LimitOverrides) -> std::sync::Arc<gensail_engine::LoadedAlgorithm> {
-    engine.load("hostile_v1", &wasm("hostile"), overrides).await.expect("load hostile guest")
+    engine
+        .load("hostile_v1", &wasm("hostile"), overrides)
+        .await
+        .expect("load hostile guest")
 }
 
 async fn run_mode(engine: &Engine, overrides: LimitOverrides, mode: &str) -> RunReport {
     let algorithm = hostile(engine, overrides).await;
-    engine.run_loaded(&algorithm, &fixture("dental_booking.txt"), &format!(r#"{{"mode":"{mode}"}}"#)).await
+    engine
+        .run_loaded(
+            &algorithm,
+            &fixture("dental_booking.txt"),
+            &format!(r#"{{"mode":"{mode}"}}"#),
+        )
+        .await
 }
 
 /// After a hostile run the same engine must still run a good plugin correctly.
 async fn assert_still_healthy(engine: &Engine) {
-    let sentiment = engine.load("sentiment_v1", &wasm("sentiment_v1"), LimitOverrides::default()).await.unwrap();
-    let report = engine.run_loaded(&sentiment, &fixture("dental_booking.txt"), "{}").await;
-    assert_eq!(report.outcome().expect("good plugin runs")["call_sentiment"], "Positive");
+    let sentiment = engine
+        .load("sentiment_v1", &wasm("sentiment_v1"), LimitOverrides::default())
+        .await
+        .unwrap();
+    let report = engine
+        .run_loaded(&sentiment, &fixture("dental_booking.txt"), "{}")
+        .await;
+    assert_eq!(
+        report.outcome().expect("good plugin runs")["call_sentiment"],
+        "Positive"
+    );
 }
 
 #[tokio::test]
 async fn infinite_loop_times_out() {
     let engine = engine();
-    let report = run_mode(&engine, LimitOverrides { timeout_ms: Some(300), ..Default::default() }, "loop").await;
-    assert_eq!(report.error, Some(RunError::Timeout { limit: Duration::from_millis(300) }), "{report:?}");
-    assert!(report.wall_time_ms >= 290.0 && report.wall_time_ms < 2000.0, "{}", report.wall_time_ms);
+    let report = run_mode(
+        &engine,
+        LimitOverrides {
+            timeout_ms: Some(300),
+            ..Default::default()
+        },
+        "loop",
+    )
+    .await;
+    assert_eq!(
+        report.error,
+        Some(RunError::Timeout {
+            limit: Duration::from_millis(300)
+        }),
+        "{report:?}"
+    );
+    assert!(
+        report.wall_time_ms >= 290.0 && report.wall_time_ms < 2000.0,
+        "{}",
+        report.wall_time_ms
+    );
     assert!(report.fuel_consumed > 0);
     assert_still_healthy(&engine).await;
 }
@@ -39,8 +74,22 @@ async fn infinite_loop_times_out() {
 #[tokio::test]
 async fn a_guest_blocked_in_a_host_call_times_out_too() {
     let engine = engine();
-    let report = run_mode(&engine, LimitOverrides { timeout_ms: Some(200), ..Default::default() }, "sleep").await;
-    assert_eq!(report.error, Some(RunError::Timeout { limit: Duration::from_millis(200) }), "{report:?}");
+    let report = run_mode(
+        &engine,
+        LimitOverrides {
+            timeout_ms: Some(200),
+            ..Default::default()
+        },
+        "sleep",
+    )
+    .await;
+    assert_eq!(
+        report.error,
+        Some(RunError::Timeout {
+            limit: Duration::from_millis(200)
+        }),
+        "{report:?}"
+    );
     assert!(report.wall_time_ms < 2000.0);
     assert_still_healthy(&engine).await;
 }
@@ -48,8 +97,20 @@ async fn a_guest_blocked_in_a_host_call_times_out_too() {
 #[tokio::test]
 async fn fuel_exhaustion() {
     let engine = engine();
-    let report = run_mode(&engine, LimitOverrides { fuel: Some(5_000_000), ..Default::default() }, "loop").await;
-    assert_eq!(report.error, Some(RunError::FuelExhausted { limit: 5_000_000 }), "{report:?}");
+    let report = run_mode(
+        &engine,
+        LimitOverrides {
+            fuel: Some(5_000_000),
+            ..Default::default()
+        },
+        "loop",
+    )
+    .await;
+    assert_eq!(
+        report.error,
+        Some(RunError::FuelExhausted { limit: 5_000_000 }),
+        "{report:?}"
+    );
     assert_eq!(report.fuel_consumed, 5_000_000);
     assert_still_healthy(&engine).await;
 }
@@ -58,9 +119,25 @@ async fn fuel_exhaustion() {
 async fn memory_bomb_hits_the_memory_limit() {
     let engine = engine();
     let limit = 32 << 20;
-    let report = run_mode(&engine, LimitOverrides { memory_bytes: Some(limit), ..Default::default() }, "memory").await;
-    assert_eq!(report.error, Some(RunError::MemoryLimit { limit_bytes: limit }), "{report:?}");
-    assert!(report.peak_memory_bytes <= limit && report.peak_memory_bytes > limit / 2, "{}", report.peak_memory_bytes);
+    let report = run_mode(
+        &engine,
+        LimitOverrides {
+            memory_bytes: Some(limit),
+            ..Default::default()
+        },
+        "memory",
+    )
+    .await;
+    assert_eq!(
+        report.error,
+        Some(RunError::MemoryLimit { limit_bytes: limit }),
+        "{report:?}"
+    );
+    assert!(
+        report.peak_memory_bytes <= limit && report.peak_memory_bytes > limit / 2,
+        "{}",
+        report.peak_memory_bytes
+    );
     assert_still_healthy(&engine).await;
 }
 
@@ -87,7 +164,11 @@ async fn panic_is_a_trap_with_the_message_and_a_backtrace() {
         }
         other => panic!("expected a trap, got {other:?}"),
     }
-    assert!(report.logs.contains("hostile guest panicked on purpose"), "{}", report.logs);
+    assert!(
+        report.logs.contains("hostile guest panicked on purpose"),
+        "{}",
+        report.logs
+    );
     assert_still_healthy(&engine).await;
 }
 
@@ -95,7 +176,10 @@ async fn panic_is_a_trap_with_the_message_and_a_backtrace() {
 async fn huge_output_hits_the_output_limit() {
     let engine = engine();
     let report = run_mode(&engine, LimitOverrides::default(), "huge_output").await;
-    assert!(matches!(report.error, Some(RunError::OutputTooLarge { limit, size }) if limit == 1 << 20 && size > limit), "{report:?}");
+    assert!(
+        matches!(report.error, Some(RunError::OutputTooLarge { limit, size }) if limit == 1 << 20 && size > limit),
+        "{report:?}"
+    );
     assert_still_healthy(&engine).await;
 }
 
@@ -103,7 +187,10 @@ async fn huge_output_hits_the_output_limit() {
 async fn output_that_is_not_json_is_refused() {
     let engine = engine();
     let report = run_mode(&engine, LimitOverrides::default(), "invalid_json").await;
-    assert!(matches!(report.error, Some(RunError::InvalidOutput { .. })), "{report:?}");
+    assert!(
+        matches!(report.error, Some(RunError::InvalidOutput { .. })),
+        "{report:?}"
+    );
     assert_still_healthy(&engine).await;
 }
 
@@ -113,7 +200,10 @@ async fn an_algorithm_error_is_reported_as_such() {
     let report = run_mode(&engine, LimitOverrides::default(), "error").await;
     assert_eq!(
         report.error,
-        Some(RunError::Algorithm { kind: AlgorithmErrorKind::Failed, message: "the hostile guest refuses".into() })
+        Some(RunError::Algorithm {
+            kind: AlgorithmErrorKind::Failed,
+            message: "the hostile guest refuses".into()
+        })
     );
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["status"], "failed");
@@ -123,11 +213,23 @@ async fn an_algorithm_error_is_reported_as_such() {
 #[tokio::test]
 async fn log_flood_is_truncated_and_the_run_still_completes() {
     let engine = engine();
-    let report = run_mode(&engine, LimitOverrides { log_bytes: Some(4096), ..Default::default() }, "log_flood").await;
+    let report = run_mode(
+        &engine,
+        LimitOverrides {
+            log_bytes: Some(4096),
+            ..Default::default()
+        },
+        "log_flood",
+    )
+    .await;
     assert_eq!(report.outcome().expect("completes")["flooded"], true);
     assert!(report.logs_truncated);
     assert!(report.logs.len() < 4096 + 100, "{}", report.logs.len());
-    assert!(report.logs.starts_with("info: flood line 0 i=0\n"), "{}", &report.logs[..80]);
+    assert!(
+        report.logs.starts_with("info: flood line 0 i=0\n"),
+        "{}",
+        &report.logs[..80]
+    );
     assert_still_healthy(&engine).await;
 }
 
@@ -137,7 +239,11 @@ async fn stdout_stderr_and_host_log_reach_the_run_log() {
     let report = run_mode(&engine, LimitOverrides::default(), "stdio").await;
     assert!(report.logs.contains("stdout: hello from stdout\n"), "{}", report.logs);
     assert!(report.logs.contains("stderr: hello from stderr\n"), "{}", report.logs);
-    assert!(report.logs.contains("warn: structured line key=value\n"), "{}", report.logs);
+    assert!(
+        report.logs.contains("warn: structured line key=value\n"),
+        "{}",
+        report.logs
+    );
     assert!(!report.logs_truncated);
 }
 
@@ -156,35 +262,62 @@ async fn no_environment_filesystem_or_network() {
 #[tokio::test]
 async fn a_plugin_built_against_wit_2_is_refused_naming_both_versions() {
     let engine = engine();
-    let err = engine.load("wit_v2", &wasm("wit_v2"), LimitOverrides::default()).await.unwrap_err();
+    let err = engine
+        .load("wit_v2", &wasm("wit_v2"), LimitOverrides::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, LoadError::IncompatibleWit { .. }), "{err:?}");
     let message = err.to_string();
-    assert!(message.contains("gensail:algorithm@2.0.0") && message.contains("gensail:algorithm@1.0.0"), "{message}");
+    assert!(
+        message.contains("gensail:algorithm@2.0.0") && message.contains("gensail:algorithm@1.0.0"),
+        "{message}"
+    );
     assert_still_healthy(&engine).await;
 }
 
 #[tokio::test]
 async fn metadata_id_must_match_the_id_loaded_under() {
     let engine = engine();
-    let err = engine.load("sentiment_v2", &wasm("sentiment_v1"), LimitOverrides::default()).await.unwrap_err();
-    assert!(matches!(&err, LoadError::IdMismatch { expected, found } if expected == "sentiment_v2" && found == "sentiment_v1"), "{err:?}");
+    let err = engine
+        .load("sentiment_v2", &wasm("sentiment_v1"), LimitOverrides::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, LoadError::IdMismatch { expected, found } if expected == "sentiment_v2" && found == "sentiment_v1"),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("\"sentiment_v1\""), "{err}");
 }
 
 #[tokio::test]
 async fn bytes_that_are_not_a_component_are_refused() {
     let engine = engine();
-    let err = engine.load("x", b"definitely not wasm", LimitOverrides::default()).await.unwrap_err();
+    let err = engine
+        .load("x", b"definitely not wasm", LimitOverrides::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, LoadError::NotWasm), "{err:?}");
     // A minimal core module: header only.
-    let err = engine.load("x", b"\0asm\x01\0\0\0", LimitOverrides::default()).await.unwrap_err();
-    assert!(err.to_string().contains("core WebAssembly module, not a component"), "{err}");
+    let err = engine
+        .load("x", b"\0asm\x01\0\0\0", LimitOverrides::default())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("core WebAssembly module, not a component"),
+        "{err}"
+    );
     // A component header followed by garbage.
-    let err = engine.load("x", b"\0asm\x0d\0\x01\0garbage!", LimitOverrides::default()).await.unwrap_err();
+    let err = engine
+        .load("x", b"\0asm\x0d\0\x01\0garbage!", LimitOverrides::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, LoadError::Compile(_)), "{err:?}");
     // A truncated real component.
     let bytes = wasm("sentiment_v1");
-    let err = engine.load("sentiment_v1", &bytes[..bytes.len() / 2], LimitOverrides::default()).await.unwrap_err();
+    let err = engine
+        .load("sentiment_v1", &bytes[..bytes.len() / 2], LimitOverrides::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, LoadError::Compile(_)), "{err:?}");
     assert_still_healthy(&engine).await;
 }
@@ -192,7 +325,17 @@ async fn bytes_that_are_not_a_component_are_refused() {
 #[tokio::test]
 async fn limit_overrides_beyond_the_engine_maximum_are_refused() {
     let engine = engine();
-    let err = engine.load("hostile_v1", &wasm("hostile"), LimitOverrides { memory_bytes: Some(u64::MAX), ..Default::default() }).await.unwrap_err();
+    let err = engine
+        .load(
+            "hostile_v1",
+            &wasm("hostile"),
+            LimitOverrides {
+                memory_bytes: Some(u64::MAX),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, LoadError::Limits(_)), "{err:?}");
 }
 
@@ -200,7 +343,10 @@ async fn limit_overrides_beyond_the_engine_maximum_are_refused() {
 async fn the_report_names_version_sha_and_costs() {
     let engine = engine();
     let bytes = wasm("sentiment_v1");
-    let algorithm = engine.load("sentiment_v1", &bytes, LimitOverrides::default()).await.unwrap();
+    let algorithm = engine
+        .load("sentiment_v1", &bytes, LimitOverrides::default())
+        .await
+        .unwrap();
     let report = engine.run_loaded(&algorithm, &fixture("angry_support.txt"), "").await;
     use sha2::Digest;
     assert_eq!(report.component_sha256, hex::encode(sha2::Sha256::digest(&bytes)));

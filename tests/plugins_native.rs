@@ -5,7 +5,11 @@
 #[test]
 fn plugin_unit_tests_pass_natively() {
     let host = env!("GENSAIL_HOST_TARGET");
-    let target_dir = std::path::Path::new(env!("GENSAIL_PLUGIN_WASM_DIR")).ancestors().nth(2).unwrap().to_path_buf();
+    let target_dir = std::path::Path::new(env!("GENSAIL_PLUGIN_WASM_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_path_buf();
     let mut cargo = std::process::Command::new(env!("GENSAIL_CARGO"));
     cargo
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/plugins"))
@@ -22,5 +26,8 @@ fn plugin_unit_tests_pass_natively() {
         .filter_map(|l| l.strip_prefix("test result: ok. "))
         .filter_map(|l| l.split(' ').next()?.parse::<usize>().ok())
         .sum();
-    assert!(passed >= 40, "expected the plugins' unit tests to run, saw {passed} passing:\n{stdout}");
+    assert!(
+        passed >= 40,
+        "expected the plugins' unit tests to run, saw {passed} passing:\n{stdout}"
+    );
 }

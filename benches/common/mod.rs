@@ -10,11 +10,47 @@ pub fn one_hour_transcript() -> Transcript {
 
 /// A deterministic two-speaker call of about `target_words` words (150 words a minute).
 pub fn transcript_of_words(target_words: usize) -> Transcript {
-
     const WORDS: &[&str] = &[
-        "the", "appointment", "is", "great", "and", "thank", "you", "but", "my", "tooth", "pain", "was", "terrible", "we", "can",
-        "schedule", "a", "cleaning", "for", "next", "week", "insurance", "covers", "most", "of", "it", "really", "happy", "with", "service",
-        "nobody", "called", "back", "frustrating", "perfect", "wonderful", "problem", "fixed", "okay", "sure",
+        "the",
+        "appointment",
+        "is",
+        "great",
+        "and",
+        "thank",
+        "you",
+        "but",
+        "my",
+        "tooth",
+        "pain",
+        "was",
+        "terrible",
+        "we",
+        "can",
+        "schedule",
+        "a",
+        "cleaning",
+        "for",
+        "next",
+        "week",
+        "insurance",
+        "covers",
+        "most",
+        "of",
+        "it",
+        "really",
+        "happy",
+        "with",
+        "service",
+        "nobody",
+        "called",
+        "back",
+        "frustrating",
+        "perfect",
+        "wonderful",
+        "problem",
+        "fixed",
+        "okay",
+        "sure",
     ];
     let mut seed: u64 = 42;
     let mut next = || {
@@ -28,7 +64,11 @@ pub fn transcript_of_words(target_words: usize) -> Transcript {
         let text: Vec<&str> = (0..n).map(|_| WORDS[next() % WORDS.len()]).collect();
         let length = n as u64 * 360;
         segments.push(Segment {
-            speaker: if segments.len() % 2 == 0 { "Agent".into() } else { "Caller".into() },
+            speaker: if segments.len() % 2 == 0 {
+                "Agent".into()
+            } else {
+                "Caller".into()
+            },
             start_ms: clock,
             end_ms: clock + length,
             text: text.join(" ") + ".",
@@ -38,6 +78,9 @@ pub fn transcript_of_words(target_words: usize) -> Transcript {
         clock += length + 200;
         words += n;
     }
-    Transcript { language: Some("en-US".into()), duration_ms: clock, segments }
+    Transcript {
+        language: Some("en-US".into()),
+        duration_ms: clock,
+        segments,
+    }
 }
-

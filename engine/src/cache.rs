@@ -33,19 +33,34 @@ impl CompileCache {
     pub(crate) fn new(dir: Option<PathBuf>, engine: &wasmtime::Engine) -> Self {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        Self { dir, engine_key: format!("{:016x}", hasher.finish()), compiled: AtomicU64::new(0), loaded: AtomicU64::new(0) }
+        Self {
+            dir,
+            engine_key: format!("{:016x}", hasher.finish()),
+            compiled: AtomicU64::new(0),
+            loaded: AtomicU64::new(0),
+        }
     }
 
     pub(crate) fn stats(&self) -> CompileStats {
-        CompileStats { compiled: self.compiled.load(Ordering::Relaxed), loaded_from_cache: self.loaded.load(Ordering::Relaxed) }
+        CompileStats {
+            compiled: self.compiled.load(Ordering::Relaxed),
+            loaded_from_cache: self.loaded.load(Ordering::Relaxed),
+        }
     }
 
     fn path(&self, sha256: &str) -> Option<PathBuf> {
-        self.dir.as_ref().map(|d| d.join(format!("{sha256}-{}.cwasm", self.engine_key)))
+        self.dir
+            .as_ref()
+            .map(|d| d.join(format!("{sha256}-{}.cwasm", self.engine_key)))
     }
 
     /// The compiled component: from the cache when present, else compiled and stored.
-    pub(crate) fn component(&self, engine: &wasmtime::Engine, sha256: &str, bytes: &[u8]) -> wasmtime::Result<Component> {
+    pub(crate) fn component(
+        &self,
+        engine: &wasmtime::Engine,
+        sha256: &str,
+        bytes: &[u8],
+    ) -> wasmtime::Result<Component> {
         let Some(path) = self.path(sha256) else {
             self.compiled.fetch_add(1, Ordering::Relaxed);
             return Component::new(engine, bytes);
@@ -87,7 +102,11 @@ fn store(component: &Component, path: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let bytes = component.serialize().map_err(|e| anyhow::anyhow!("{e}"))?;
     // Write-then-rename, so a concurrent reader never sees half a file.
-    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().unwrap().to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().unwrap().to_string_lossy(),
+        std::process::id()
+    ));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)?;
     Ok(())

@@ -43,7 +43,10 @@ pub struct LoadedAlgorithm {
 
 impl std::fmt::Debug for LoadedAlgorithm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedAlgorithm").field("info", &self.info).field("limits", &self.limits).finish()
+        f.debug_struct("LoadedAlgorithm")
+            .field("info", &self.info)
+            .field("limits", &self.limits)
+            .finish()
     }
 }
 
@@ -68,7 +71,11 @@ pub(crate) fn plugin_wit_version(component: &Component, engine: &wasmtime::Engin
     let Some(name) = exports.iter().find(|n| n.starts_with(&prefix)) else {
         return Err(LoadError::MissingExport {
             expected: format!("{WIT_PACKAGE}/plugin@{WIT_VERSION}"),
-            found: if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") },
+            found: if exports.is_empty() {
+                "nothing".to_owned()
+            } else {
+                exports.join(", ")
+            },
         });
     };
     let version = Version::parse(&name[prefix.len()..])
@@ -88,7 +95,14 @@ pub(crate) fn plugin_wit_version(component: &Component, engine: &wasmtime::Engin
 /// Same major version, minor version no greater than the host's.
 fn check_wit_compatible(plugin: &Version) -> Result<(), LoadError> {
     let compatible = plugin.major == WIT_VERSION.major && plugin.minor <= WIT_VERSION.minor;
-    if compatible { Ok(()) } else { Err(LoadError::IncompatibleWit { plugin: plugin.clone(), host: WIT_VERSION }) }
+    if compatible {
+        Ok(())
+    } else {
+        Err(LoadError::IncompatibleWit {
+            plugin: plugin.clone(),
+            host: WIT_VERSION,
+        })
+    }
 }
 
 /// Pre-links the component: every import resolved, the world's exports checked.
@@ -96,7 +110,9 @@ pub(crate) fn prelink(
     linker: &wasmtime::component::Linker<RunState>,
     component: &Component,
 ) -> Result<AlgorithmPre<RunState>, LoadError> {
-    let pre: InstancePre<RunState> = linker.instantiate_pre(component).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+    let pre: InstancePre<RunState> = linker
+        .instantiate_pre(component)
+        .map_err(|e| LoadError::Link(format!("{e:#}")))?;
     AlgorithmPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))
 }
 
@@ -105,8 +121,14 @@ pub(crate) fn prelink(
 pub fn check_id(id: &str) -> Result<(), LoadError> {
     let ok = (1..=64).contains(&id.len())
         && id.starts_with(|c: char| c.is_ascii_lowercase())
-        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if ok { Ok(()) } else { Err(LoadError::InvalidId(id.to_owned())) }
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(LoadError::InvalidId(id.to_owned()))
+    }
 }
 
 /// Parses a schema a plugin published; a malformed one is a load error rather
@@ -131,7 +153,10 @@ mod tests {
     fn wit_compatibility_rule() {
         assert!(check_wit_compatible(&Version::new(1, 0, 0)).is_ok());
         assert!(check_wit_compatible(&Version::new(1, 0, 7)).is_ok());
-        assert!(matches!(check_wit_compatible(&Version::new(1, 1, 0)), Err(LoadError::IncompatibleWit { .. })));
+        assert!(matches!(
+            check_wit_compatible(&Version::new(1, 1, 0)),
+            Err(LoadError::IncompatibleWit { .. })
+        ));
         let err = check_wit_compatible(&Version::new(2, 0, 0)).unwrap_err().to_string();
         assert!(err.contains("2.0.0") && err.contains("1.0.0"), "{err}");
     }

@@ -65,13 +65,19 @@ impl Engine {
     /// sandboxed WASI and the `host` interface, and starts the epoch ticker.
     pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
         if config.default_limits.memory_bytes > config.max_memory_bytes {
-            return Err(EngineError::Config("default memory limit exceeds max_memory_bytes".into()));
+            return Err(EngineError::Config(
+                "default memory limit exceeds max_memory_bytes".into(),
+            ));
         }
-        let wasmtime = wasmtime::Engine::new(&wasmtime_config(&config)?).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        let wasmtime =
+            wasmtime::Engine::new(&wasmtime_config(&config)?).map_err(|e| EngineError::Config(format!("{e:#}")))?;
         let mut linker = Linker::new(&wasmtime);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| EngineError::Config(format!("{e:#}")))?;
-        crate::bindings::gensail::algorithm::host::add_to_linker::<RunState, wasmtime::component::HasSelf<RunState>>(&mut linker, |s| s)
-            .map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        crate::bindings::gensail::algorithm::host::add_to_linker::<RunState, wasmtime::component::HasSelf<RunState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| EngineError::Config(format!("{e:#}")))?;
         let cache = CompileCache::new(config.cache_dir.clone(), &wasmtime);
         let inner = Arc::new(Inner {
             permits: Semaphore::new(config.max_concurrent_runs.max(1)),
@@ -110,11 +116,19 @@ impl Engine {
     /// against a compatible WIT version, `metadata().id == id`, semver version),
     /// compiles it once (through the cache) and pre-links it. The result is not
     /// registered; see [`Registry::install`].
-    pub async fn load(&self, id: &str, bytes: &[u8], overrides: LimitOverrides) -> Result<Arc<LoadedAlgorithm>, LoadError> {
+    pub async fn load(
+        &self,
+        id: &str,
+        bytes: &[u8],
+        overrides: LimitOverrides,
+    ) -> Result<Arc<LoadedAlgorithm>, LoadError> {
         component::check_id(id)?;
         let algorithm = self.load_any(bytes, overrides).await?;
         if algorithm.info.id != id {
-            return Err(LoadError::IdMismatch { expected: id.to_owned(), found: algorithm.info.id.clone() });
+            return Err(LoadError::IdMismatch {
+                expected: id.to_owned(),
+                found: algorithm.info.id.clone(),
+            });
         }
         Ok(algorithm)
     }
@@ -145,21 +159,28 @@ impl Engine {
         self.load_any(&read(path)?, overrides).await
     }
 
-    async fn validate(&self, bytes: &[u8]) -> Result<(ComponentInfo, crate::bindings::AlgorithmPre<RunState>), LoadError> {
+    async fn validate(
+        &self,
+        bytes: &[u8],
+    ) -> Result<(ComponentInfo, crate::bindings::AlgorithmPre<RunState>), LoadError> {
         component::check_header(bytes)?;
         let sha256 = hex::encode(Sha256::digest(bytes));
         // Compiling takes tens to hundreds of milliseconds of CPU: keep it off the async workers.
         let (engine, owned, key) = (self.clone(), bytes.to_vec(), sha256.clone());
-        let compiled = tokio::task::spawn_blocking(move || engine.inner.cache.component(&engine.inner.wasmtime, &key, &owned))
-            .await
-            .map_err(|e| LoadError::Compile(format!("compilation was aborted: {e}")))?
-            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let compiled =
+            tokio::task::spawn_blocking(move || engine.inner.cache.component(&engine.inner.wasmtime, &key, &owned))
+                .await
+                .map_err(|e| LoadError::Compile(format!("compilation was aborted: {e}")))?
+                .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         let wit_version = component::plugin_wit_version(&compiled, &self.inner.wasmtime)?;
         let pre = component::prelink(&self.inner.linker, &compiled)?;
         let meta = crate::run::call_metadata(self, &pre).await?;
-        component::check_id(&meta.id).map_err(|_| LoadError::Metadata(format!("metadata().id {:?} is not a valid algorithm ID", meta.id)))?;
-        let version = semver::Version::parse(&meta.version)
-            .map_err(|e| LoadError::InvalidVersion { version: meta.version.clone(), reason: e.to_string() })?;
+        component::check_id(&meta.id)
+            .map_err(|_| LoadError::Metadata(format!("metadata().id {:?} is not a valid algorithm ID", meta.id)))?;
+        let version = semver::Version::parse(&meta.version).map_err(|e| LoadError::InvalidVersion {
+            version: meta.version.clone(),
+            reason: e.to_string(),
+        })?;
         let info = ComponentInfo {
             id: meta.id,
             version,
@@ -175,7 +196,10 @@ impl Engine {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
-    std::fs::read(path).map_err(|source| LoadError::Io { path: path.display().to_string(), source })
+    std::fs::read(path).map_err(|source| LoadError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 fn wasmtime_config(config: &EngineConfig) -> Result<Config, EngineError> {

@@ -10,13 +10,17 @@ pub enum LoadError {
     #[error("not a WebAssembly component: the file does not start with the WebAssembly header (\\0asm)")]
     NotWasm,
     /// The bytes are a core module, not a component.
-    #[error("this is a core WebAssembly module, not a component: build the plugin for the wasm32-wasip2 target (cargo build --target wasm32-wasip2)")]
+    #[error(
+        "this is a core WebAssembly module, not a component: build the plugin for the wasm32-wasip2 target (cargo build --target wasm32-wasip2)"
+    )]
     CoreModule,
     /// wasmtime could not compile the component.
     #[error("the component does not compile: {0}")]
     Compile(String),
     /// The component does not export the plugin interface at all.
-    #[error("the component does not export {expected} (it exports: {found}); build it with gensail-host-api or against wit/algorithm.wit")]
+    #[error(
+        "the component does not export {expected} (it exports: {found}); build it with gensail-host-api or against wit/algorithm.wit"
+    )]
     MissingExport {
         /// What was looked for.
         expected: String,
@@ -24,7 +28,9 @@ pub enum LoadError {
         found: String,
     },
     /// The component was built against an incompatible version of the WIT package.
-    #[error("the plugin was built against gensail:algorithm@{plugin}, but this host implements gensail:algorithm@{host}; a plugin must use the same major version and a minor version no greater than the host's")]
+    #[error(
+        "the plugin was built against gensail:algorithm@{plugin}, but this host implements gensail:algorithm@{host}; a plugin must use the same major version and a minor version no greater than the host's"
+    )]
     IncompatibleWit {
         /// The version the plugin was built against.
         plugin: Version,
@@ -38,7 +44,9 @@ pub enum LoadError {
     #[error("calling metadata() failed: {0}")]
     Metadata(String),
     /// The plugin calls itself something other than the ID it is loaded under.
-    #[error("metadata().id is {found:?}, but the plugin is being loaded as {expected:?}; the ID in metadata() must equal the algorithm ID")]
+    #[error(
+        "metadata().id is {found:?}, but the plugin is being loaded as {expected:?}; the ID in metadata() must equal the algorithm ID"
+    )]
     IdMismatch {
         /// The ID it is loaded under.
         expected: String,
@@ -46,7 +54,9 @@ pub enum LoadError {
         found: String,
     },
     /// The ID is not usable as an algorithm ID.
-    #[error("{0:?} is not a valid algorithm ID: use 1 to 64 characters of a-z, 0-9 and _ starting with a letter (e.g. rise_dds_v5)")]
+    #[error(
+        "{0:?} is not a valid algorithm ID: use 1 to 64 characters of a-z, 0-9 and _ starting with a letter (e.g. rise_dds_v5)"
+    )]
     InvalidId(String),
     /// `metadata().version` is not semver.
     #[error("metadata().version {version:?} is not a semver version (e.g. 1.2.0): {reason}")]

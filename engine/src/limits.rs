@@ -83,7 +83,11 @@ mod tests {
     #[test]
     fn overrides_replace_only_what_they_name() {
         let defaults = Limits::default();
-        let limits = LimitOverrides { timeout_ms: Some(250), ..Default::default() }.apply(defaults);
+        let limits = LimitOverrides {
+            timeout_ms: Some(250),
+            ..Default::default()
+        }
+        .apply(defaults);
         assert_eq!(limits.timeout, Duration::from_millis(250));
         assert_eq!(limits.fuel, defaults.fuel);
     }

@@ -11,9 +11,9 @@ use serde::Serialize;
 use serde::ser::SerializeMap;
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 
+use crate::bindings::AlgorithmPre;
 use crate::bindings::exports::gensail::algorithm::plugin;
 use crate::bindings::gensail::algorithm::types as wit;
-use crate::bindings::AlgorithmPre;
 use crate::engine::{EPOCH_TICK, Engine};
 use crate::limits::Limits;
 use crate::sandbox::RunState;
@@ -163,22 +163,42 @@ impl RunReport {
 impl Engine {
     /// Runs the algorithm loaded under `id`.
     pub async fn run(&self, id: &str, transcript: &Transcript, config_json: &str) -> Result<RunReport, EngineError> {
-        let algorithm = self.registry().get(id).ok_or_else(|| EngineError::UnknownAlgorithm(id.to_owned()))?;
+        let algorithm = self
+            .registry()
+            .get(id)
+            .ok_or_else(|| EngineError::UnknownAlgorithm(id.to_owned()))?;
         Ok(self.run_loaded(&algorithm, transcript, config_json).await)
     }
 
     /// Runs a specific loaded version (the one a caller already holds, even if
     /// the registry has moved on to a newer one).
-    pub async fn run_loaded(&self, algorithm: &Arc<LoadedAlgorithm>, transcript: &Transcript, config_json: &str) -> RunReport {
-        let _permit = self.inner.permits.acquire().await.expect("run semaphore is never closed");
+    pub async fn run_loaded(
+        &self,
+        algorithm: &Arc<LoadedAlgorithm>,
+        transcript: &Transcript,
+        config_json: &str,
+    ) -> RunReport {
+        let _permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .expect("run semaphore is never closed");
         let limits = algorithm.limits;
         let input = to_wit(transcript);
-        let config = if config_json.trim().is_empty() { "{}" } else { config_json };
+        let config = if config_json.trim().is_empty() {
+            "{}"
+        } else {
+            config_json
+        };
         let started = Instant::now();
         let mut store = new_store(self, &limits);
         let called = with_deadline(&limits, async {
             let instance = algorithm.pre.instantiate_async(&mut store).await?;
-            instance.gensail_algorithm_plugin().call_run(&mut store, &input, config).await
+            instance
+                .gensail_algorithm_plugin()
+                .call_run(&mut store, &input, config)
+                .await
         })
         .await;
         let wall_time = started.elapsed();
@@ -212,8 +232,16 @@ impl Engine {
 
 /// Calls `metadata()` under the engine's default limits (a plugin that loops
 /// or traps while describing itself is refused at load time).
-pub(crate) async fn call_metadata(engine: &Engine, pre: &AlgorithmPre<RunState>) -> Result<plugin::AlgorithmMetadata, LoadError> {
-    let _permit = engine.inner.permits.acquire().await.expect("run semaphore is never closed");
+pub(crate) async fn call_metadata(
+    engine: &Engine,
+    pre: &AlgorithmPre<RunState>,
+) -> Result<plugin::AlgorithmMetadata, LoadError> {
+    let _permit = engine
+        .inner
+        .permits
+        .acquire()
+        .await
+        .expect("run semaphore is never closed");
     let limits = engine.config().default_limits;
     let mut store = new_store(engine, &limits);
     let called = with_deadline(&limits, async {
@@ -229,14 +257,23 @@ pub(crate) async fn call_metadata(engine: &Engine, pre: &AlgorithmPre<RunState>)
 }
 
 fn new_store(engine: &Engine, limits: &Limits) -> Store<RunState> {
-    let mut store = Store::new(&engine.inner.wasmtime, RunState::new(limits.log_bytes, limits.memory_bytes));
+    let mut store = Store::new(
+        &engine.inner.wasmtime,
+        RunState::new(limits.log_bytes, limits.memory_bytes),
+    );
     store.limiter(|state| &mut state.memory);
-    store.set_fuel(limits.fuel).expect("fuel is enabled in the engine config");
+    store
+        .set_fuel(limits.fuel)
+        .expect("fuel is enabled in the engine config");
     // Every tick the guest yields to the executor, so it never holds a tokio
     // worker for long; once the deadline has passed it is interrupted instead.
     let deadline = Instant::now() + limits.timeout;
     store.epoch_deadline_callback(move |_| {
-        Ok(if Instant::now() >= deadline { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+        Ok(if Instant::now() >= deadline {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Yield(1)
+        })
     });
     store.set_epoch_deadline(1);
     store
@@ -247,23 +284,33 @@ fn new_store(engine: &Engine, limits: &Limits) -> Store<RunState> {
 /// call (a WASI sleep, say), which no epoch can interrupt.
 async fn with_deadline<T>(limits: &Limits, call: impl Future<Output = T>) -> Result<T, RunError> {
     let grace = EPOCH_TICK * 4;
-    tokio::time::timeout(limits.timeout + grace, call).await.map_err(|_| RunError::Timeout { limit: limits.timeout })
+    tokio::time::timeout(limits.timeout + grace, call)
+        .await
+        .map_err(|_| RunError::Timeout { limit: limits.timeout })
 }
 
 fn classify(error: wasmtime::Error, store: &Store<RunState>, limits: &Limits) -> RunError {
     if store.data().memory.hit_limit {
-        return RunError::MemoryLimit { limit_bytes: limits.memory_bytes };
+        return RunError::MemoryLimit {
+            limit_bytes: limits.memory_bytes,
+        };
     }
     match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => RunError::FuelExhausted { limit: limits.fuel },
         Some(Trap::Interrupt) => RunError::Timeout { limit: limits.timeout },
         Some(trap) => {
             let stderr = store.data().log.stderr_tail();
-            let message = if stderr.is_empty() { trap.to_string() } else { format!("{trap}; guest stderr: {stderr}") };
+            let message = if stderr.is_empty() {
+                trap.to_string()
+            } else {
+                format!("{trap}; guest stderr: {stderr}")
+            };
             let backtrace = error.downcast_ref::<WasmBacktrace>().map(|b| b.to_string());
             RunError::Trap { message, backtrace }
         }
-        None => RunError::Host { message: format!("{error:#}") },
+        None => RunError::Host {
+            message: format!("{error:#}"),
+        },
     }
 }
 
@@ -279,7 +326,10 @@ fn from_plugin_error(e: wit::AlgorithmError) -> RunError {
 fn parse_output(text: &str, limits: &Limits) -> Result<serde_json::Value, RunError> {
     let size = text.len() as u64;
     if size > limits.output_bytes {
-        return Err(RunError::OutputTooLarge { size, limit: limits.output_bytes });
+        return Err(RunError::OutputTooLarge {
+            size,
+            limit: limits.output_bytes,
+        });
     }
     serde_json::from_str(text).map_err(|e| RunError::InvalidOutput { reason: e.to_string() })
 }

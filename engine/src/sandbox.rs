@@ -35,13 +35,21 @@ impl RunState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        Self { wasi, table: ResourceTable::new(), log, memory: MemoryLimiter::new(memory_bytes) }
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            log,
+            memory: MemoryLimiter::new(memory_bytes),
+        }
     }
 }
 
 impl WasiView for RunState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -98,11 +106,17 @@ pub(crate) struct RunLog(Arc<Mutex<LogBuffer>>);
 
 impl RunLog {
     fn new(capacity: usize) -> Self {
-        Self(Arc::new(Mutex::new(LogBuffer { capacity, ..Default::default() })))
+        Self(Arc::new(Mutex::new(LogBuffer {
+            capacity,
+            ..Default::default()
+        })))
     }
 
     fn stream(&self, stream: Stream) -> LogStream {
-        LogStream { log: self.clone(), stream }
+        LogStream {
+            log: self.clone(),
+            stream,
+        }
     }
 
     pub(crate) fn append(&self, stream: Stream, bytes: &[u8]) {
@@ -230,7 +244,12 @@ const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
 impl MemoryLimiter {
     fn new(limit: u64) -> Self {
-        Self { limit, current: 0, peak: 0, hit_limit: false }
+        Self {
+            limit,
+            current: 0,
+            peak: 0,
+            hit_limit: false,
+        }
     }
 }
 
@@ -241,7 +260,10 @@ impl ResourceLimiter for MemoryLimiter {
             self.hit_limit = true;
             // An error (not `Ok(false)`) traps at once: a Rust guest would only
             // abort on a refused grow anyway, with a less telling message.
-            return Err(wasmtime::format_err!("memory limit of {} bytes reached (asked for {total})", self.limit));
+            return Err(wasmtime::format_err!(
+                "memory limit of {} bytes reached (asked for {total})",
+                self.limit
+            ));
         }
         self.current = total;
         self.peak = self.peak.max(total);
@@ -264,7 +286,10 @@ mod tests {
         log.append(Stream::Stderr, b"oops\n");
         log.append(Stream::Stdout, b"world\n");
         let (text, truncated) = log.take();
-        assert!(text.starts_with("stdout: hello \nstderr: oops\nstdout: world"), "{text:?}");
+        assert!(
+            text.starts_with("stdout: hello \nstderr: oops\nstdout: world"),
+            "{text:?}"
+        );
         assert!(truncated);
         assert!(text.ends_with("[log truncated at 40 bytes]\n"));
         assert_eq!(log.stderr_tail(), "oops");

@@ -105,7 +105,9 @@ fn parse_config<C: DeserializeOwned + Default>(config_json: &str) -> Result<C, A
     let parsed = serde_json::from_str(trimmed);
     // `{}` is what the host sends when no config is set; a config type that cannot
     // be built from an empty object (such as `()`) then takes its default.
-    if parsed.is_err() && serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(trimmed).is_ok_and(|m| m.is_empty()) {
+    if parsed.is_err()
+        && serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(trimmed).is_ok_and(|m| m.is_empty())
+    {
         return Ok(C::default());
     }
     parsed.map_err(|e| AlgorithmError::InvalidConfig(e.to_string()))
@@ -132,7 +134,10 @@ mod tests {
     #[test]
     fn bad_config_names_the_problem() {
         let err = parse_config::<Cfg>(r#"{"threshold": "high"}"#).unwrap_err();
-        assert!(matches!(&err, AlgorithmError::InvalidConfig(m) if m.contains("threshold") || m.contains("invalid type")), "{err}");
+        assert!(
+            matches!(&err, AlgorithmError::InvalidConfig(m) if m.contains("threshold") || m.contains("invalid type")),
+            "{err}"
+        );
         let err = parse_config::<Cfg>(r#"{"treshold": 3}"#).unwrap_err();
         assert!(err.to_string().contains("treshold"), "{err}");
     }

@@ -118,7 +118,12 @@ impl Transcript {
             clock += segment.word_count().max(1) as u64 * ESTIMATED_MS_PER_WORD;
             segment.end_ms = clock;
         }
-        Transcript { language: None, duration_ms: clock, segments }.validated()
+        Transcript {
+            language: None,
+            duration_ms: clock,
+            segments,
+        }
+        .validated()
     }
 
     /// Checks timestamps and fills in a missing duration.
@@ -133,7 +138,9 @@ impl Transcript {
             if let Some(c) = s.confidence
                 && !(0.0..=1.0).contains(&c)
             {
-                return Err(TranscriptParseError(format!("segment {i} has confidence {c}; it must be between 0 and 1")));
+                return Err(TranscriptParseError(format!(
+                    "segment {i} has confidence {c}; it must be between 0 and 1"
+                )));
             }
         }
         let last_end = self.segments.iter().map(|s| s.end_ms).max().unwrap_or(0);
@@ -149,7 +156,13 @@ impl Transcript {
     /// `Err(InvalidTranscript)` when no segment has words: the check most
     /// algorithms start with.
     pub fn require_speech(&self) -> Result<(), crate::AlgorithmError> {
-        if self.has_speech() { Ok(()) } else { Err(crate::AlgorithmError::InvalidTranscript("the transcript has no speech".into())) }
+        if self.has_speech() {
+            Ok(())
+        } else {
+            Err(crate::AlgorithmError::InvalidTranscript(
+                "the transcript has no speech".into(),
+            ))
+        }
     }
 
     /// Words across all segments.
@@ -187,7 +200,8 @@ mod tests {
 
     #[test]
     fn lines_get_estimated_timestamps() {
-        let t = Transcript::parse("Agent: Thanks for calling Bright Smile Dental.\nCaller: Hi, I need a cleaning.\n").unwrap();
+        let t = Transcript::parse("Agent: Thanks for calling Bright Smile Dental.\nCaller: Hi, I need a cleaning.\n")
+            .unwrap();
         assert_eq!(t.segments.len(), 2);
         assert_eq!(t.segments[0].speaker, "Agent");
         assert_eq!(t.segments[0].start_ms, 0);
@@ -214,7 +228,8 @@ mod tests {
     fn json_form_fills_duration_and_checks_times() {
         let t = Transcript::parse(r#"{"segments":[{"speaker":"A","start_ms":0,"end_ms":1500,"text":"hi"}]}"#).unwrap();
         assert_eq!(t.duration_ms, 1500);
-        let err = Transcript::parse(r#"{"segments":[{"speaker":"A","start_ms":900,"end_ms":100,"text":"hi"}]}"#).unwrap_err();
+        let err =
+            Transcript::parse(r#"{"segments":[{"speaker":"A","start_ms":900,"end_ms":100,"text":"hi"}]}"#).unwrap_err();
         assert!(err.0.contains("segment 0 ends"), "{err}");
         let err = Transcript::parse(r#"{"segments":[{"speaker":"A"}]}"#).unwrap_err();
         assert!(err.0.contains("start_ms"), "{err}");

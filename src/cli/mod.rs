@@ -181,12 +181,18 @@ pub fn main() -> ExitCode {
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GENSAIL_LOG").unwrap_or_else(|_| "warn".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let command = cli.command.expect("main() makes a missing command `serve`");
-    let engine_config = EngineConfig { cache_dir: Some(cli.data_dir.join("compile-cache")), ..EngineConfig::default() };
+    let engine_config = EngineConfig {
+        cache_dir: Some(cli.data_dir.join("compile-cache")),
+        ..EngineConfig::default()
+    };
     let command = match command {
         Command::Serve(args) => {
             serve(cli.data_dir, engine_config, args).await?;
@@ -202,7 +208,11 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let command = match command {
         Command::Algorithms(AlgorithmsCommand::New { name, dir, sdk }) => {
             let root = scaffold::create(&name, &dir, &sdk.unwrap_or_else(scaffold::default_sdk_path))?;
-            println!("Created {}.\nNext: cd {} && cargo test && cargo build --release --target wasm32-wasip2", root.display(), root.display());
+            println!(
+                "Created {}.\nNext: cd {} && cargo test && cargo build --release --target wasm32-wasip2",
+                root.display(),
+                root.display()
+            );
             return Ok(ExitCode::SUCCESS);
         }
         Command::Algorithms(AlgorithmsCommand::Publish(args)) => return publish::publish(args).await,
@@ -229,22 +239,35 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Algorithms(AlgorithmsCommand::Run(args)) => run(&engine, args).await,
-        Command::Algorithms(AlgorithmsCommand::New { .. } | AlgorithmsCommand::Publish(_)) => unreachable!("handled above"),
+        Command::Algorithms(AlgorithmsCommand::New { .. } | AlgorithmsCommand::Publish(_)) => {
+            unreachable!("handled above")
+        }
     }
 }
 
 async fn run(engine: &Engine, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let overrides = LimitOverrides { fuel: args.fuel, timeout_ms: args.timeout_ms, memory_bytes: args.memory_bytes, ..Default::default() };
+    let overrides = LimitOverrides {
+        fuel: args.fuel,
+        timeout_ms: args.timeout_ms,
+        memory_bytes: args.memory_bytes,
+        ..Default::default()
+    };
     let algorithm = if let Some(bytes) = bundled::bytes(&args.algorithm) {
         engine.load(&args.algorithm, bytes, overrides).await?
     } else if Path::new(&args.algorithm).is_file() {
         engine.load_file(Path::new(&args.algorithm), overrides).await?
     } else {
         let ids: Vec<&str> = bundled::BUNDLED.iter().map(|(id, _)| *id).collect();
-        bail!("{} is neither a bundled algorithm ({}) nor a file", args.algorithm, ids.join(", "));
+        bail!(
+            "{} is neither a bundled algorithm ({}) nor a file",
+            args.algorithm,
+            ids.join(", ")
+        );
     };
-    let text = std::fs::read_to_string(&args.transcript).with_context(|| format!("cannot read {}", args.transcript.display()))?;
-    let transcript = Transcript::parse(&text).with_context(|| format!("{} is not a transcript", args.transcript.display()))?;
+    let text = std::fs::read_to_string(&args.transcript)
+        .with_context(|| format!("cannot read {}", args.transcript.display()))?;
+    let transcript =
+        Transcript::parse(&text).with_context(|| format!("{} is not a transcript", args.transcript.display()))?;
     let config = read_json_object(&args.config, "--config")?.to_string();
     let report = engine.run_loaded(&algorithm, &transcript, &config).await;
     println!("{}", serde_json::to_string_pretty(&report)?);
@@ -260,8 +283,13 @@ async fn run(engine: &Engine, args: RunArgs) -> anyhow::Result<ExitCode> {
 /// The settings every server process shares, from its arguments.
 fn node_config(data_dir: PathBuf, engine: EngineConfig, args: NodeArgs) -> crate::app::ServeConfig {
     let mut config = crate::app::ServeConfig::new(data_dir);
-    let defaults = LimitOverrides { fuel: args.run_fuel, timeout_ms: args.run_timeout_ms, memory_bytes: args.run_memory_bytes, ..Default::default() }
-        .apply(engine.default_limits);
+    let defaults = LimitOverrides {
+        fuel: args.run_fuel,
+        timeout_ms: args.run_timeout_ms,
+        memory_bytes: args.run_memory_bytes,
+        ..Default::default()
+    }
+    .apply(engine.default_limits);
     config.engine = EngineConfig {
         max_concurrent_runs: args.max_concurrent_runs.unwrap_or(engine.max_concurrent_runs),
         default_limits: defaults,
@@ -283,7 +311,9 @@ async fn serve(data_dir: PathBuf, engine: EngineConfig, args: ServeArgs) -> anyh
     if let Some(bind) = args.bind {
         config.bind = bind;
     }
-    config.platform_token = std::env::var("GENSAIL_PLATFORM_TOKEN").ok().filter(|t| !t.trim().is_empty());
+    config.platform_token = std::env::var("GENSAIL_PLATFORM_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty());
     config.worker = !args.no_worker;
     config.rate_limits = crate::ratelimit::RateLimitConfig {
         workspace_per_minute: args.rate_limit_workspace,

@@ -41,10 +41,20 @@ pub async fn publish(args: PublishArgs) -> anyhow::Result<ExitCode> {
     if !args.golden_job_ids.is_empty() {
         manifest["golden_job_ids"] = args.golden_job_ids.clone().into();
     }
-    let file_name = Path::new(&args.file).file_name().map_or_else(|| "component.wasm".to_owned(), |n| n.to_string_lossy().into_owned());
+    let file_name = Path::new(&args.file)
+        .file_name()
+        .map_or_else(|| "component.wasm".to_owned(), |n| n.to_string_lossy().into_owned());
     let form = reqwest::multipart::Form::new()
-        .part("component", reqwest::multipart::Part::bytes(bytes).file_name(file_name).mime_str("application/wasm")?)
-        .part("manifest", reqwest::multipart::Part::text(manifest.to_string()).mime_str("application/json")?);
+        .part(
+            "component",
+            reqwest::multipart::Part::bytes(bytes)
+                .file_name(file_name)
+                .mime_str("application/wasm")?,
+        )
+        .part(
+            "manifest",
+            reqwest::multipart::Part::text(manifest.to_string()).mime_str("application/json")?,
+        );
     let url = format!("{}/api/v1/algorithms", args.server.trim_end_matches('/'));
     let response = reqwest::Client::new()
         .post(&url)
@@ -54,12 +64,20 @@ pub async fn publish(args: PublishArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot reach {url}"))?;
     let status = response.status();
-    let body: serde_json::Value = response.json().await.with_context(|| format!("{url} answered {status} without JSON"))?;
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .with_context(|| format!("{url} answered {status} without JSON"))?;
     if status.is_success() {
         println!("{}", serde_json::to_string_pretty(&body)?);
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("error: {status}: {}", body["detail"].as_str().map_or_else(|| body["detail"].to_string(), str::to_owned));
+        eprintln!(
+            "error: {status}: {}",
+            body["detail"]
+                .as_str()
+                .map_or_else(|| body["detail"].to_string(), str::to_owned)
+        );
         Ok(ExitCode::FAILURE)
     }
 }

@@ -21,16 +21,26 @@ pub fn default_sdk_path() -> PathBuf {
 pub fn create(name: &str, dir: &Path, sdk: &Path) -> anyhow::Result<PathBuf> {
     gensail_engine::check_algorithm_id(name).map_err(|e| anyhow::anyhow!("{e}; the crate name is the algorithm ID"))?;
     let sdk = sdk.canonicalize().with_context(|| {
-        format!("the gensail-host-api SDK is not at {}; pass --sdk PATH (the host-api directory of a gensail checkout)", sdk.display())
+        format!(
+            "the gensail-host-api SDK is not at {}; pass --sdk PATH (the host-api directory of a gensail checkout)",
+            sdk.display()
+        )
     })?;
     if !sdk.join("Cargo.toml").is_file() {
-        bail!("{} is not the gensail-host-api crate (no Cargo.toml); pass --sdk PATH", sdk.display());
+        bail!(
+            "{} is not the gensail-host-api crate (no Cargo.toml); pass --sdk PATH",
+            sdk.display()
+        );
     }
     let root = dir.join(name);
     if root.exists() {
         bail!("{} already exists; choose another name or directory", root.display());
     }
-    let fill = |template: &str| template.replace("{{name}}", name).replace("{{sdk}}", &sdk.display().to_string().replace('\\', "/"));
+    let fill = |template: &str| {
+        template
+            .replace("{{name}}", name)
+            .replace("{{sdk}}", &sdk.display().to_string().replace('\\', "/"))
+    };
     std::fs::create_dir_all(root.join("src")).with_context(|| format!("cannot create {}", root.display()))?;
     std::fs::write(root.join("Cargo.toml"), fill(CARGO_TOML))?;
     std::fs::write(root.join("src/lib.rs"), fill(LIB_RS))?;

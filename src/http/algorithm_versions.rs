@@ -41,8 +41,20 @@ pub struct QueryManifest {
 impl QueryManifest {
     /// Whether no manifest field came in the query string.
     fn is_empty(&self) -> bool {
-        let Self { scope_type, scope_id, description, activate, golden_gate, golden_job_ids } = self;
-        scope_type.is_none() && scope_id.is_none() && description.is_none() && activate.is_none() && golden_gate.is_none() && golden_job_ids.is_none()
+        let Self {
+            scope_type,
+            scope_id,
+            description,
+            activate,
+            golden_gate,
+            golden_job_ids,
+        } = self;
+        scope_type.is_none()
+            && scope_id.is_none()
+            && description.is_none()
+            && activate.is_none()
+            && golden_gate.is_none()
+            && golden_job_ids.is_none()
     }
 
     fn into_manifest(self) -> ApiResult<Manifest> {
@@ -50,7 +62,11 @@ impl QueryManifest {
             None => Vec::new(),
             Some(list) => list
                 .split(',')
-                .map(|id| id.trim().parse::<i64>().map_err(|_| ApiError::unprocessable(format!("golden_job_ids must be comma-separated job IDs, not {id:?}"))))
+                .map(|id| {
+                    id.trim().parse::<i64>().map_err(|_| {
+                        ApiError::unprocessable(format!("golden_job_ids must be comma-separated job IDs, not {id:?}"))
+                    })
+                })
                 .collect::<ApiResult<_>>()?,
         };
         Ok(Manifest {
@@ -76,14 +92,18 @@ pub async fn publish(
     request: Request,
 ) -> ApiResult<(StatusCode, Json<PublishOutcome>)> {
     if !matches!(caller.scope(), Scope::Platform | Scope::Partner(_)) {
-        return Err(ApiError::Forbidden("Publishing algorithms needs a platform key, or a partner key for the partner's own algorithms".into()));
+        return Err(ApiError::Forbidden(
+            "Publishing algorithms needs a platform key, or a partner key for the partner's own algorithms".into(),
+        ));
     }
     let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
     let (bytes, manifest) = read_upload(&state, query, request).await?;
     if caller.scope() != Scope::Platform {
         check_lowered_limits(&state, &manifest)?;
     }
-    let candidate = lifecycle::prepare(&state.engine, &bytes, &manifest).await.map_err(publish_error)?;
+    let candidate = lifecycle::prepare(&state.engine, &bytes, &manifest)
+        .await
+        .map_err(publish_error)?;
     let id = candidate.info.id.clone();
     let scope = match state.store.algorithm(&id).await {
         Ok(existing) => {
@@ -109,10 +129,24 @@ pub async fn publish(
     for job_id in &manifest.golden_job_ids {
         check_golden_job(&state, &caller, *job_id).await?;
     }
-    let outcome = lifecycle::commit(&state, &candidate, &bytes, &manifest, scope, Publisher { source: "api", key_id: Some(caller.0.id) })
-        .await
-        .map_err(publish_error)?;
-    let status = if outcome.already_published { StatusCode::OK } else { StatusCode::CREATED };
+    let outcome = lifecycle::commit(
+        &state,
+        &candidate,
+        &bytes,
+        &manifest,
+        scope,
+        Publisher {
+            source: "api",
+            key_id: Some(caller.0.id),
+        },
+    )
+    .await
+    .map_err(publish_error)?;
+    let status = if outcome.already_published {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     Ok((status, Json(outcome)))
 }
 
@@ -121,42 +155,77 @@ async fn read_upload(state: &AppState, query: QueryManifest, request: Request) -
     let limit = state.max_component_bytes;
     let too_large = |size: Option<usize>| {
         ApiError::PayloadTooLarge(match size {
-            Some(size) => format!("The component is {size} bytes; this server accepts components of at most {limit} bytes (GENSAIL_MAX_COMPONENT_BYTES)"),
-            None => format!("The upload is larger than this server accepts: components of at most {limit} bytes (GENSAIL_MAX_COMPONENT_BYTES)"),
+            Some(size) => format!(
+                "The component is {size} bytes; this server accepts components of at most {limit} bytes (GENSAIL_MAX_COMPONENT_BYTES)"
+            ),
+            None => format!(
+                "The upload is larger than this server accepts: components of at most {limit} bytes (GENSAIL_MAX_COMPONENT_BYTES)"
+            ),
         })
     };
-    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let (bytes, manifest) = if content_type.starts_with("multipart/form-data") {
         if !query.is_empty() {
-            return Err(ApiError::unprocessable("With multipart/form-data, put the manifest in its `manifest` part, not in the query string"));
+            return Err(ApiError::unprocessable(
+                "With multipart/form-data, put the manifest in its `manifest` part, not in the query string",
+            ));
         }
-        let mut multipart = Multipart::from_request(request, &()).await.map_err(|e| ApiError::BadRequest(format!("Not a valid multipart body: {}", e.body_text())))?;
+        let mut multipart = Multipart::from_request(request, &())
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("Not a valid multipart body: {}", e.body_text())))?;
         let (mut component, mut manifest) = (None, Manifest::default());
         loop {
             let field = match multipart.next_field().await {
                 Ok(Some(field)) => field,
                 Ok(None) => break,
                 Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large(None)),
-                Err(e) => return Err(ApiError::BadRequest(format!("Not a valid multipart body: {}", e.body_text()))),
+                Err(e) => {
+                    return Err(ApiError::BadRequest(format!(
+                        "Not a valid multipart body: {}",
+                        e.body_text()
+                    )));
+                }
             };
             let name = field.name().unwrap_or("").to_owned();
             let data = match field.bytes().await {
                 Ok(data) => data,
                 Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large(None)),
-                Err(e) => return Err(ApiError::BadRequest(format!("Cannot read the {name:?} part: {}", e.body_text()))),
+                Err(e) => {
+                    return Err(ApiError::BadRequest(format!(
+                        "Cannot read the {name:?} part: {}",
+                        e.body_text()
+                    )));
+                }
             };
             match name.as_str() {
                 "component" => component = Some(data),
                 "manifest" => {
-                    manifest = serde_json::from_slice(&data).map_err(|e| ApiError::unprocessable(format!("The manifest part is not a valid manifest: {e}")))?
+                    manifest = serde_json::from_slice(&data).map_err(|e| {
+                        ApiError::unprocessable(format!("The manifest part is not a valid manifest: {e}"))
+                    })?
                 }
-                other => return Err(ApiError::unprocessable(format!("Unknown part {other:?}: send `component` (the .wasm file) and optionally `manifest` (JSON)"))),
+                other => {
+                    return Err(ApiError::unprocessable(format!(
+                        "Unknown part {other:?}: send `component` (the .wasm file) and optionally `manifest` (JSON)"
+                    )));
+                }
             }
         }
-        let component = component.ok_or_else(|| ApiError::unprocessable("The multipart body has no `component` part (the .wasm file)"))?;
+        let component = component
+            .ok_or_else(|| ApiError::unprocessable("The multipart body has no `component` part (the .wasm file)"))?;
         (component, manifest)
-    } else if content_type.is_empty() || content_type.starts_with("application/wasm") || content_type.starts_with("application/octet-stream") {
-        let body = axum::body::to_bytes(request.into_body(), limit + 1).await.map_err(|_| too_large(None))?;
+    } else if content_type.is_empty()
+        || content_type.starts_with("application/wasm")
+        || content_type.starts_with("application/octet-stream")
+    {
+        let body = axum::body::to_bytes(request.into_body(), limit + 1)
+            .await
+            .map_err(|_| too_large(None))?;
         (body, query.into_manifest()?)
     } else {
         return Err(ApiError::UnsupportedMediaType(format!(
@@ -167,7 +236,9 @@ async fn read_upload(state: &AppState, query: QueryManifest, request: Request) -
         return Err(too_large(Some(bytes.len())));
     }
     if bytes.is_empty() {
-        return Err(ApiError::BadRequest("The body is empty: send the .wasm component".into()));
+        return Err(ApiError::BadRequest(
+            "The body is empty: send the .wasm component".into(),
+        ));
     }
     Ok((bytes, manifest))
 }
@@ -204,21 +275,34 @@ fn check_lowered_limits(state: &AppState, manifest: &Manifest) -> ApiResult<()> 
         ("log_bytes", limits.log_bytes, defaults.log_bytes),
     ]
     .into_iter()
-    .filter_map(|(name, asked, default)| asked.filter(|a| *a > default).map(|a| format!("{name} {a} (default {default})")))
+    .filter_map(|(name, asked, default)| {
+        asked
+            .filter(|a| *a > default)
+            .map(|a| format!("{name} {a} (default {default})"))
+    })
     .collect();
     if raised.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::Forbidden(format!("Only platform keys may raise limits above the server's defaults: {}", raised.join(", "))))
+        Err(ApiError::Forbidden(format!(
+            "Only platform keys may raise limits above the server's defaults: {}",
+            raised.join(", ")
+        )))
     }
 }
 
 /// A golden job must exist, be reachable by the caller and have a transcript.
 async fn check_golden_job(state: &AppState, caller: &Caller, job_id: i64) -> ApiResult<()> {
-    let job = state.store.job(job_id).await.map_err(|_| ApiError::NotFound(format!("Golden job {job_id} not found")))?;
+    let job = state
+        .store
+        .job(job_id)
+        .await
+        .map_err(|_| ApiError::NotFound(format!("Golden job {job_id} not found")))?;
     caller.check_job(state, &job).await?;
     if job.transcript_sha256.is_none() {
-        return Err(ApiError::unprocessable(format!("Golden job {job_id} has no transcript yet; name jobs that have one")));
+        return Err(ApiError::unprocessable(format!(
+            "Golden job {job_id} has no transcript yet; name jobs that have one"
+        )));
     }
     Ok(())
 }
@@ -226,7 +310,9 @@ async fn check_golden_job(state: &AppState, caller: &Caller, job_id: i64) -> Api
 fn publish_error(e: PublishError) -> ApiError {
     match e {
         PublishError::Invalid(LoadError::NotWasm | LoadError::CoreModule) => ApiError::BadRequest(e.to_string()),
-        PublishError::Invalid(_) | PublishError::Manifest(_) | PublishError::GateFailed(_) => ApiError::Unprocessable(e.to_string()),
+        PublishError::Invalid(_) | PublishError::Manifest(_) | PublishError::GateFailed(_) => {
+            ApiError::Unprocessable(e.to_string())
+        }
         PublishError::Conflict(message) => ApiError::Conflict(message),
         PublishError::Store(e) => e.into(),
     }
@@ -235,7 +321,11 @@ fn publish_error(e: PublishError) -> ApiError {
 /// `GET /algorithms/{id}/versions`: every published version, newest first,
 /// with its sha256, source and whether it is active.
 #[utoipa::path(get, path = "/api/v1/algorithms/{algorithm_id}/versions", tag = "algorithms", params(("algorithm_id" = String, Path)), responses((status = 200, body = AnyObject), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
-pub async fn versions(State(state): State<AppState>, caller: Caller, Path(algorithm_id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn versions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(algorithm_id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let row = visible(&state, &caller, &algorithm_id).await?;
     let active = (row.status == "active").then_some(row.version);
     Ok(Json(json!({
@@ -256,10 +346,17 @@ pub struct VersionChoice {
 /// `POST /algorithms/{id}/activate` `{"version": "5.1.0"}`: new runs use that
 /// published version (older or newer than the current one).
 #[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/activate", tag = "algorithms", params(("algorithm_id" = String, Path)), request_body = AnyObject, responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
-pub async fn activate(State(state): State<AppState>, caller: Caller, Path(algorithm_id): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
+pub async fn activate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(algorithm_id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
     let choice = version_choice(&body)?;
     let Some(version) = choice.version else {
-        return Err(ApiError::unprocessable("Name the version to activate: {\"version\": \"1.2.0\"}"));
+        return Err(ApiError::unprocessable(
+            "Name the version to activate: {\"version\": \"1.2.0\"}",
+        ));
     };
     switch(&state, &caller, &algorithm_id, &version, "activate").await
 }
@@ -267,7 +364,12 @@ pub async fn activate(State(state): State<AppState>, caller: Caller, Path(algori
 /// `POST /algorithms/{id}/rollback` (optional `{"version": "5.0.0"}`): goes
 /// back to the version that was active before the current one, or to the one named.
 #[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/rollback", tag = "algorithms", params(("algorithm_id" = String, Path)), request_body = AnyObject, responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
-pub async fn rollback(State(state): State<AppState>, caller: Caller, Path(algorithm_id): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
+pub async fn rollback(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(algorithm_id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
     let choice = version_choice(&body)?;
     managed(&state, &caller, &algorithm_id).await?;
     let version = match choice.version {
@@ -283,7 +385,11 @@ fn version_choice(body: &[u8]) -> ApiResult<VersionChoice> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(VersionChoice::default());
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::unprocessable(format!("Body is not valid: {e}; send {{\"version\": \"1.2.0\"}} or nothing")))
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::unprocessable(format!(
+            "Body is not valid: {e}; send {{\"version\": \"1.2.0\"}} or nothing"
+        ))
+    })
 }
 
 /// Makes `version` the active one: loaded first (so a version that does not
@@ -292,10 +398,16 @@ async fn switch(state: &AppState, caller: &Caller, id: &str, version: &str, acti
     managed(state, caller, id).await?;
     if let Err(crate::store::StoreError::NotFound(_)) = state.store.version(id, version).await {
         let known: Vec<String> = state.store.versions(id).await?.into_iter().map(|v| v.version).collect();
-        return Err(ApiError::NotFound(format!("{id} has no version {version}; published versions: {}", known.join(", "))));
+        return Err(ApiError::NotFound(format!(
+            "{id} has no version {version}; published versions: {}",
+            known.join(", ")
+        )));
     }
     let loaded = lifecycle::load_version(&state.engine, &state.store, id, version).await?;
-    state.store.activate_version(id, version, action, Some(caller.0.id)).await?;
+    state
+        .store
+        .activate_version(id, version, action, Some(caller.0.id))
+        .await?;
     lifecycle::sync(&state.engine, &state.store, id, Some(&loaded)).await?;
     Ok(Json(describe(state, state.store.algorithm(id).await?).await?))
 }
@@ -323,7 +435,9 @@ pub async fn compare(
 ) -> ApiResult<Json<lifecycle::golden::GoldenReport>> {
     visible(&state, &caller, &algorithm_id).await?;
     let Some(active) = state.engine.registry().get(&algorithm_id) else {
-        return Err(ApiError::Conflict(format!("{algorithm_id} has no active version to compare with")));
+        return Err(ApiError::Conflict(format!(
+            "{algorithm_id} has no active version to compare with"
+        )));
     };
     let job_ids = match body.job_ids {
         Some(ids) => ids,
@@ -342,5 +456,7 @@ pub async fn compare(
         return Err(ApiError::NotFound(format!("{algorithm_id} has no version {version}")));
     }
     let candidate = lifecycle::load_version(&state.engine, &state.store, &algorithm_id, &version).await?;
-    Ok(Json(lifecycle::golden::compare(&state, &active, &candidate, &job_ids).await?))
+    Ok(Json(
+        lifecycle::golden::compare(&state, &active, &candidate, &job_ids).await?,
+    ))
 }

@@ -12,9 +12,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
+use super::error::{ApiError, ApiJson, ApiResult};
 #[allow(unused_imports)]
 use super::openapi::*;
-use super::error::{ApiError, ApiJson, ApiResult};
 use crate::app::AppState;
 use crate::store::{AlgorithmRow, Scope};
 
@@ -28,7 +28,11 @@ pub struct ListQuery {
 /// `GET /algorithms`: what the workspace may run (the key's own workspace, or
 /// the one named). A platform key without a workspace sees every algorithm.
 #[utoipa::path(get, path = "/api/v1/algorithms", tag = "algorithms", params(("workspace_id" = Option<i64>, Query)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, caller: Caller, query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<Json<Value>> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
     let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
     if caller.scope() == Scope::Platform && query.workspace_id.is_none() {
         return Ok(Json(json!({ "algorithms": state.store.all_algorithms().await? })));
@@ -57,7 +61,15 @@ pub async fn set_scope(
 ) -> ApiResult<Json<Value>> {
     caller.require_platform()?;
     check_scope(&state, &body.scope_type, body.scope_id).await?;
-    Ok(Json(serde_json::to_value(state.store.set_algorithm_scope(&algorithm_id, &body.scope_type, body.scope_id).await?).map_err(anyhow::Error::from)?))
+    Ok(Json(
+        serde_json::to_value(
+            state
+                .store
+                .set_algorithm_scope(&algorithm_id, &body.scope_type, body.scope_id)
+                .await?,
+        )
+        .map_err(anyhow::Error::from)?,
+    ))
 }
 
 /// Checks a scope: its type is known and its `scope_id` names an existing
@@ -65,11 +77,25 @@ pub async fn set_scope(
 pub(super) async fn check_scope(state: &AppState, scope_type: &str, scope_id: Option<i64>) -> ApiResult<()> {
     match (scope_type, scope_id) {
         ("global" | "workspace", None) => Ok(()),
-        ("workspace", Some(_)) => Err(ApiError::unprocessable("scope_type workspace takes no scope_id: assign the algorithm to workspaces instead")),
+        ("workspace", Some(_)) => Err(ApiError::unprocessable(
+            "scope_type workspace takes no scope_id: assign the algorithm to workspaces instead",
+        )),
         ("global", Some(_)) => Err(ApiError::unprocessable("a global algorithm has no scope_id")),
-        ("partner", Some(id)) => state.store.partner(id).await.map(|_| ()).map_err(|_| ApiError::NotFound(format!("Partner {id} not found"))),
-        ("organization", Some(id)) => state.store.organization(id).await.map(|_| ()).map_err(|_| ApiError::NotFound(format!("Organization {id} not found"))),
-        ("partner" | "organization", None) => Err(ApiError::unprocessable(format!("scope_id is required for scope_type {scope_type}"))),
+        ("partner", Some(id)) => state
+            .store
+            .partner(id)
+            .await
+            .map(|_| ())
+            .map_err(|_| ApiError::NotFound(format!("Partner {id} not found"))),
+        ("organization", Some(id)) => state
+            .store
+            .organization(id)
+            .await
+            .map(|_| ())
+            .map_err(|_| ApiError::NotFound(format!("Organization {id} not found"))),
+        ("partner" | "organization", None) => Err(ApiError::unprocessable(format!(
+            "scope_id is required for scope_type {scope_type}"
+        ))),
         (other, _) => Err(ApiError::unprocessable(format!(
             "scope_type must be global, partner, organization or workspace (assigned workspaces only), not {other:?}"
         ))),
@@ -78,11 +104,18 @@ pub(super) async fn check_scope(state: &AppState, scope_type: &str, scope_id: Op
 
 /// Whether the caller manages algorithms of this scope (publishes versions,
 /// activates, rolls back, disables).
-pub(super) async fn may_manage(state: &AppState, caller: &Caller, scope_type: &str, scope_id: Option<i64>) -> ApiResult<bool> {
+pub(super) async fn may_manage(
+    state: &AppState,
+    caller: &Caller,
+    scope_type: &str,
+    scope_id: Option<i64>,
+) -> ApiResult<bool> {
     Ok(match (caller.scope(), scope_type, scope_id) {
         (Scope::Platform, _, _) => true,
         (Scope::Partner(p), "partner", Some(id)) => p == id,
-        (Scope::Partner(p), "organization", Some(id)) => state.store.organization(id).await.is_ok_and(|o| o.partner_id == p),
+        (Scope::Partner(p), "organization", Some(id)) => {
+            state.store.organization(id).await.is_ok_and(|o| o.partner_id == p)
+        }
         _ => false,
     })
 }
@@ -96,7 +129,9 @@ pub(super) async fn visible(state: &AppState, caller: &Caller, id: &str) -> ApiR
         Err(crate::store::StoreError::NotFound(_)) => return Err(not_found()),
         Err(e) => return Err(e.into()),
     };
-    if may_manage(state, caller, &row.scope_type, row.scope_id).await? || state.store.algorithm_visible(id, caller.scope()).await? {
+    if may_manage(state, caller, &row.scope_type, row.scope_id).await?
+        || state.store.algorithm_visible(id, caller.scope()).await?
+    {
         Ok(row)
     } else {
         Err(not_found())
@@ -119,7 +154,11 @@ pub(super) async fn managed(state: &AppState, caller: &Caller, id: &str) -> ApiR
 /// `GET /algorithms/{id}`: the algorithm, its active version, its version
 /// history and golden jobs.
 #[utoipa::path(get, path = "/api/v1/algorithms/{algorithm_id}", tag = "algorithms", params(("algorithm_id" = String, Path)), responses((status = 200, body = AnyObject), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
-pub async fn get(State(state): State<AppState>, caller: Caller, Path(algorithm_id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(algorithm_id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let row = visible(&state, &caller, &algorithm_id).await?;
     Ok(Json(describe(&state, row).await?))
 }
@@ -128,7 +167,11 @@ pub async fn get(State(state): State<AppState>, caller: Caller, Path(algorithm_i
 pub(super) async fn describe(state: &AppState, row: AlgorithmRow) -> ApiResult<Value> {
     let id = row.algorithm_id.clone();
     let mut value = serde_json::to_value(&row).map_err(anyhow::Error::from)?;
-    value["active_version"] = if row.status == "inactive" { Value::Null } else { json!(row.version) };
+    value["active_version"] = if row.status == "inactive" {
+        Value::Null
+    } else {
+        json!(row.version)
+    };
     value["loaded_version"] = json!(state.engine.registry().get(&id).map(|a| a.info.version.to_string()));
     value["previous_version"] = json!(state.store.previous_version(&id).await?);
     value["versions"] = json!(state.store.versions(&id).await?);
@@ -140,13 +183,21 @@ pub(super) async fn describe(state: &AppState, row: AlgorithmRow) -> ApiResult<V
 /// (requests naming it get 400 "Algorithms not available"); runs in flight
 /// finish; queued runs fail as `unavailable`. Its versions are kept.
 #[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/disable", tag = "algorithms", params(("algorithm_id" = String, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
-pub async fn disable(State(state): State<AppState>, caller: Caller, Path(algorithm_id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn disable(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(algorithm_id): Path<String>,
+) -> ApiResult<Json<Value>> {
     set_status(&state, &caller, &algorithm_id, "disabled").await
 }
 
 /// `POST /algorithms/{id}/enable`: serves the active version again.
 #[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/enable", tag = "algorithms", params(("algorithm_id" = String, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
-pub async fn enable(State(state): State<AppState>, caller: Caller, Path(algorithm_id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn enable(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(algorithm_id): Path<String>,
+) -> ApiResult<Json<Value>> {
     set_status(&state, &caller, &algorithm_id, "active").await
 }
 

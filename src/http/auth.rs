@@ -61,7 +61,11 @@ impl Caller {
     /// The job's workspace, or 403 when the key does not reach it.
     pub async fn check_job(&self, state: &AppState, job: &JobRow) -> ApiResult<Workspace> {
         let workspace = state.store.workspace(job.workspace_id).await?;
-        if self.reaches(&workspace) { Ok(workspace) } else { Err(ApiError::Forbidden("Not authorized to access this job".into())) }
+        if self.reaches(&workspace) {
+            Ok(workspace)
+        } else {
+            Err(ApiError::Forbidden("Not authorized to access this job".into()))
+        }
     }
 
     /// The workspace a request acts on: the one named (which must be in
@@ -71,12 +75,16 @@ impl Caller {
             (Some(id), _) => id,
             (None, Scope::Workspace(id)) => id,
             (None, _) => {
-                return Err(ApiError::unprocessable("workspace_id is required for partner, organization and platform keys"));
+                return Err(ApiError::unprocessable(
+                    "workspace_id is required for partner, organization and platform keys",
+                ));
             }
         };
         let workspace = match state.store.workspace(id).await {
             Ok(w) => w,
-            Err(crate::store::StoreError::NotFound(_)) => return Err(ApiError::NotFound(format!("Workspace {id} not found"))),
+            Err(crate::store::StoreError::NotFound(_)) => {
+                return Err(ApiError::NotFound(format!("Workspace {id} not found")));
+            }
             Err(e) => return Err(e.into()),
         };
         if self.reaches(&workspace) {
@@ -91,7 +99,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Caller>().cloned().ok_or_else(|| ApiError::Unauthorized("Missing API key".into()))
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError::Unauthorized("Missing API key".into()))
     }
 }
 
@@ -102,13 +114,18 @@ fn token(parts: &axum::http::HeaderMap) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim);
-    bearer.or_else(|| parts.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)).filter(|t| !t.is_empty())
+    bearer
+        .or_else(|| parts.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim))
+        .filter(|t| !t.is_empty())
 }
 
 /// Middleware: authenticates, rate-limits, and adds the rate-limit headers.
 pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let Some(token) = token(request.headers()) else {
-        return ApiError::Unauthorized("Missing API key: send Authorization: Bearer <token> or x-api-key: <token>".into()).into_response();
+        return ApiError::Unauthorized(
+            "Missing API key: send Authorization: Bearer <token> or x-api-key: <token>".into(),
+        )
+        .into_response();
     };
     let key = match state.store.key_by_token(token).await {
         Ok(Some(key)) => key,

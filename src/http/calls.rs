@@ -7,9 +7,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::Caller;
+use super::error::{ApiJson, ApiResult};
 #[allow(unused_imports)]
 use super::openapi::*;
-use super::error::{ApiJson, ApiResult};
 use super::validate;
 use crate::app::AppState;
 use crate::store::{NewJob, TranscriptSource, Workspace};
@@ -43,13 +43,21 @@ pub struct IngestAudio {
 }
 
 /// The algorithms an ingested call runs: those named (checked), else the workspace's assigned ones.
-async fn requested_algorithms(state: &AppState, workspace: &Workspace, named: Option<&serde_json::Value>) -> ApiResult<Vec<String>> {
+async fn requested_algorithms(
+    state: &AppState,
+    workspace: &Workspace,
+    named: Option<&serde_json::Value>,
+) -> ApiResult<Vec<String>> {
     let Some(named) = named else {
         return Ok(state.store.assigned_algorithm_ids(workspace.id).await?);
     };
     let ids = validate::algorithm_ids(Some(named))?;
     let missing = state.store.unavailable(workspace, &ids).await?;
-    if missing.is_empty() { Ok(ids) } else { Err(validate::not_available(&missing)) }
+    if missing.is_empty() {
+        Ok(ids)
+    } else {
+        Err(validate::not_available(&missing))
+    }
 }
 
 /// Ingests a call with a ready transcript; it goes straight to analysis (or is skipped by the duration filter).
@@ -64,7 +72,11 @@ pub async fn ingest_transcript(
     let workspace = caller.workspace(&state, body.workspace_id).await?;
     let algorithm_ids = requested_algorithms(&state, &workspace, body.algorithm_ids.as_ref()).await?;
     let skipped = validate::skip_reason(&workspace, Some(transcript.duration_ms));
-    let runs = if skipped.is_some() { Vec::new() } else { state.store.new_runs(workspace.id, &algorithm_ids).await? };
+    let runs = if skipped.is_some() {
+        Vec::new()
+    } else {
+        state.store.new_runs(workspace.id, &algorithm_ids).await?
+    };
     let job = state
         .store
         .create_job(NewJob {
@@ -81,12 +93,17 @@ pub async fn ingest_transcript(
             recording_url: body.recording_url,
             contacted_at,
             duration_seconds: None,
-            event: skipped.clone().unwrap_or_else(|| "Call ingested with a transcript".into()),
+            event: skipped
+                .clone()
+                .unwrap_or_else(|| "Call ingested with a transcript".into()),
             error: skipped,
         })
         .await?;
     state.wake_worker();
-    Ok((StatusCode::ACCEPTED, Json(json!({ "job_id": job.job_id, "status": job.status }))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "job_id": job.job_id, "status": job.status })),
+    ))
 }
 
 /// Ingests a call by audio URL; the job waits in `transcribing` until an
@@ -99,10 +116,14 @@ pub async fn ingest_audio(
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let contacted_at = validate::time("contacted_at", body.contacted_at.as_deref())?;
     if !(body.recording_url.starts_with("https://") || body.recording_url.starts_with("http://")) {
-        return Err(super::error::ApiError::unprocessable("recording_url must be an http(s) URL"));
+        return Err(super::error::ApiError::unprocessable(
+            "recording_url must be an http(s) URL",
+        ));
     }
     if body.duration_seconds.is_some_and(|d| !(d >= 0.0 && d.is_finite())) {
-        return Err(super::error::ApiError::unprocessable("duration_seconds must be a non-negative number"));
+        return Err(super::error::ApiError::unprocessable(
+            "duration_seconds must be a non-negative number",
+        ));
     }
     let workspace = caller.workspace(&state, body.workspace_id).await?;
     let algorithm_ids = requested_algorithms(&state, &workspace, body.algorithm_ids.as_ref()).await?;
@@ -123,9 +144,14 @@ pub async fn ingest_audio(
             recording_url: Some(body.recording_url),
             contacted_at,
             duration_seconds: body.duration_seconds,
-            event: skipped.clone().unwrap_or_else(|| "Call ingested by audio URL; waiting for its transcript".into()),
+            event: skipped
+                .clone()
+                .unwrap_or_else(|| "Call ingested by audio URL; waiting for its transcript".into()),
             error: skipped,
         })
         .await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "job_id": job.job_id, "status": job.status }))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "job_id": job.job_id, "status": job.status })),
+    ))
 }

@@ -61,10 +61,18 @@ impl IntoResponse for ApiError {
             Self::PayloadTooLarge(d) => (StatusCode::PAYLOAD_TOO_LARGE, d, None),
             Self::UnsupportedMediaType(d) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, d, None),
             Self::Unprocessable(d) => (StatusCode::UNPROCESSABLE_ENTITY, d, None),
-            Self::TooManyRequests(h) => (StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded: wait for Retry-After seconds, then retry with backoff".to_owned(), Some(h)),
+            Self::TooManyRequests(h) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Rate limit exceeded: wait for Retry-After seconds, then retry with backoff".to_owned(),
+                Some(h),
+            ),
             Self::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error".to_owned(), None)
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal server error".to_owned(),
+                    None,
+                )
             }
         };
         let mut response = (status, Json(serde_json::json!({ "detail": detail }))).into_response();
@@ -112,9 +120,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
 fn json_rejection_detail(rejection: &JsonRejection) -> String {
     match rejection {
-        JsonRejection::MissingJsonContentType(_) => "Send the body as JSON with Content-Type: application/json".to_owned(),
-        JsonRejection::JsonSyntaxError(e) => format!("Body is not valid JSON: {}", e.body_text().trim_start_matches("Failed to parse the request body as JSON: ")),
-        JsonRejection::JsonDataError(e) => format!("Body has the wrong shape: {}", e.body_text().trim_start_matches("Failed to deserialize the JSON body into the target type: ")),
+        JsonRejection::MissingJsonContentType(_) => {
+            "Send the body as JSON with Content-Type: application/json".to_owned()
+        }
+        JsonRejection::JsonSyntaxError(e) => format!(
+            "Body is not valid JSON: {}",
+            e.body_text()
+                .trim_start_matches("Failed to parse the request body as JSON: ")
+        ),
+        JsonRejection::JsonDataError(e) => format!(
+            "Body has the wrong shape: {}",
+            e.body_text()
+                .trim_start_matches("Failed to deserialize the JSON body into the target type: ")
+        ),
         other => other.body_text(),
     }
 }

@@ -8,9 +8,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
+use super::error::{ApiError, ApiJson, ApiResult};
 #[allow(unused_imports)]
 use super::openapi::*;
-use super::error::{ApiError, ApiJson, ApiResult};
 use super::validate;
 use crate::app::AppState;
 use crate::store::{JobFilter, JobRow};
@@ -33,7 +33,16 @@ pub struct ListQuery {
     limit: Option<i64>,
 }
 
-const STATUSES: &[&str] = &["queued", "transcribing", "analyzing", "publishing", "completed", "partial", "failed", "skipped"];
+const STATUSES: &[&str] = &[
+    "queued",
+    "transcribing",
+    "analyzing",
+    "publishing",
+    "completed",
+    "partial",
+    "failed",
+    "skipped",
+];
 
 /// `since`: a relative age (`30d`, `12h`, `15m`) or an RFC 3339 time.
 fn parse_since(state: &AppState, since: &str) -> ApiResult<String> {
@@ -42,7 +51,9 @@ fn parse_since(state: &AppState, since: &str) -> ApiResult<String> {
     }
     match crate::clock::parse(since) {
         Some(t) => Ok(crate::clock::format(t)),
-        None => Err(ApiError::unprocessable(format!("since must be an age such as 30d, 12h or 15m, or an RFC 3339 time; not {since:?}"))),
+        None => Err(ApiError::unprocessable(format!(
+            "since must be an age such as 30d, 12h or 15m, or an RFC 3339 time; not {since:?}"
+        ))),
     }
 }
 
@@ -61,26 +72,54 @@ fn relative_value(state: &AppState, since: &str) -> Option<String> {
 
 /// `GET /jobs`: jobs the key reaches, newest first, cursor-paginated.
 #[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(("status" = Option<String>, Query, description = "One status or several, comma separated"), ("since" = Option<String>, Query, description = "30d, 12h, 15m or an RFC 3339 time"), ("parent_job_id" = Option<i64>, Query), ("workspace_id" = Option<i64>, Query), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("limit" = Option<i64>, Query, description = "1 to 500, default 50")), responses((status = 200, description = "{jobs, next_cursor}", body = JobList), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, caller: Caller, query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<Json<Value>> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
     let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
-    let statuses: Vec<String> = query.status.as_deref().map(|s| s.split(',').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect()).unwrap_or_default();
+    let statuses: Vec<String> = query
+        .status
+        .as_deref()
+        .map(|s| {
+            s.split(',')
+                .map(|x| x.trim().to_owned())
+                .filter(|x| !x.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
     if let Some(bad) = statuses.iter().find(|s| !STATUSES.contains(&s.as_str())) {
-        return Err(ApiError::unprocessable(format!("status {bad:?} is not a job status ({})", STATUSES.join(", "))));
+        return Err(ApiError::unprocessable(format!(
+            "status {bad:?} is not a job status ({})",
+            STATUSES.join(", ")
+        )));
     }
     let since = query.since.as_deref().map(|s| parse_since(&state, s)).transpose()?;
     let before_id = query
         .cursor
         .as_deref()
-        .map(|c| c.parse::<i64>().map_err(|_| ApiError::unprocessable("cursor must be the next_cursor of a previous page")))
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| ApiError::unprocessable("cursor must be the next_cursor of a previous page"))
+        })
         .transpose()?;
     let limit = query.limit.unwrap_or(PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::unprocessable(format!("limit must be between 1 and {MAX_PAGE}")));
+        return Err(ApiError::unprocessable(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
     }
     if let Some(w) = query.workspace_id {
         caller.workspace(&state, Some(w)).await?;
     }
-    let filter = JobFilter { statuses, since, parent_job_id: query.parent_job_id, workspace_id: query.workspace_id, before_id, limit: limit + 1 };
+    let filter = JobFilter {
+        statuses,
+        since,
+        parent_job_id: query.parent_job_id,
+        workspace_id: query.workspace_id,
+        before_id,
+        limit: limit + 1,
+    };
     let mut jobs = state.store.list_jobs(&caller.scope(), &filter).await?;
     let next_cursor = (jobs.len() as i64 > limit).then(|| {
         jobs.truncate(limit as usize);
@@ -99,12 +138,25 @@ pub struct LookupQuery {
 
 /// `GET /jobs/lookup`: jobs by the caller's own call / company IDs.
 #[utoipa::path(get, path = "/api/v1/jobs/lookup", tag = "jobs", params(("source_call_id" = Option<String>, Query), ("source_company_id" = Option<String>, Query)), responses((status = 200, body = JobList), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
-pub async fn lookup(State(state): State<AppState>, caller: Caller, query: Result<Query<LookupQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<Json<Value>> {
+pub async fn lookup(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<LookupQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
     let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
     if query.source_call_id.is_none() && query.source_company_id.is_none() {
-        return Err(ApiError::unprocessable("give source_call_id, source_company_id or both"));
+        return Err(ApiError::unprocessable(
+            "give source_call_id, source_company_id or both",
+        ));
     }
-    let jobs = state.store.lookup_jobs(&caller.scope(), query.source_call_id.as_deref(), query.source_company_id.as_deref()).await?;
+    let jobs = state
+        .store
+        .lookup_jobs(
+            &caller.scope(),
+            query.source_call_id.as_deref(),
+            query.source_company_id.as_deref(),
+        )
+        .await?;
     if jobs.is_empty() {
         return Err(ApiError::NotFound("No job found for these source IDs".into()));
     }
@@ -143,16 +195,24 @@ pub async fn get(State(state): State<AppState>, caller: Caller, Path(job_id): Pa
 
 /// `GET /jobs/{id}/deliveries`: every webhook delivery of the job with each attempt.
 #[utoipa::path(get, path = "/api/v1/jobs/{job_id}/deliveries", tag = "webhooks", params(("job_id" = i64, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn deliveries(State(state): State<AppState>, caller: Caller, Path(job_id): Path<i64>) -> ApiResult<Json<Value>> {
+pub async fn deliveries(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(job_id): Path<i64>,
+) -> ApiResult<Json<Value>> {
     visible_job(&state, &caller, job_id).await?;
-    Ok(Json(json!({ "job_id": job_id, "deliveries": state.store.deliveries_for_job(job_id).await? })))
+    Ok(Json(
+        json!({ "job_id": job_id, "deliveries": state.store.deliveries_for_job(job_id).await? }),
+    ))
 }
 
 /// `GET /jobs/{id}/logs`.
 #[utoipa::path(get, path = "/api/v1/jobs/{job_id}/logs", tag = "jobs", params(("job_id" = i64, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn logs(State(state): State<AppState>, caller: Caller, Path(job_id): Path<i64>) -> ApiResult<Json<Value>> {
     visible_job(&state, &caller, job_id).await?;
-    Ok(Json(json!({ "job_id": job_id, "events": state.store.events(job_id).await? })))
+    Ok(Json(
+        json!({ "job_id": job_id, "events": state.store.events(job_id).await? }),
+    ))
 }
 
 /// Body of `PUT /jobs/{id}/transcript`.
@@ -173,14 +233,35 @@ pub async fn attach_transcript(
     let transcript = validate::transcript(&body.transcript)?;
     let job = visible_job(&state, &caller, job_id).await?;
     if job.status != "transcribing" {
-        return Err(ApiError::Conflict(format!("Job is {}; a transcript can only be attached while it is transcribing", job.status)));
+        return Err(ApiError::Conflict(format!(
+            "Job is {}; a transcript can only be attached while it is transcribing",
+            job.status
+        )));
     }
-    let runs = state.store.new_runs(job.workspace_id, &job.requested_algorithm_ids).await?;
-    if !state.store.start_analysis(job_id, "transcribing", Some(&transcript), &runs, "Transcript attached; analysis started").await? {
-        return Err(ApiError::Conflict("Job changed status meanwhile; fetch it and try again".into()));
+    let runs = state
+        .store
+        .new_runs(job.workspace_id, &job.requested_algorithm_ids)
+        .await?;
+    if !state
+        .store
+        .start_analysis(
+            job_id,
+            "transcribing",
+            Some(&transcript),
+            &runs,
+            "Transcript attached; analysis started",
+        )
+        .await?
+    {
+        return Err(ApiError::Conflict(
+            "Job changed status meanwhile; fetch it and try again".into(),
+        ));
     }
     state.wake_worker();
-    Ok((StatusCode::ACCEPTED, Json(json!({ "job_id": job_id, "status": "analyzing" }))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "job_id": job_id, "status": "analyzing" })),
+    ))
 }
 
 /// Body of `PATCH /jobs/{id}/status`.
@@ -200,7 +281,10 @@ pub async fn update_status(
     ApiJson(body): ApiJson<StatusChange>,
 ) -> ApiResult<Json<Value>> {
     if body.status != "queued" {
-        return Err(ApiError::unprocessable(format!("status can only be set to \"queued\" (to requeue a skipped job), not {:?}", body.status)));
+        return Err(ApiError::unprocessable(format!(
+            "status can only be set to \"queued\" (to requeue a skipped job), not {:?}",
+            body.status
+        )));
     }
     let job = visible_job(&state, &caller, job_id).await?;
     requeue(&state, job).await.map(Json)
@@ -208,7 +292,10 @@ pub async fn update_status(
 
 async fn requeue(state: &AppState, job: JobRow) -> ApiResult<Value> {
     if job.status != "skipped" {
-        return Err(ApiError::bad_request(format!("Only skipped jobs can be requeued; job {} is {}", job.job_id, job.status)));
+        return Err(ApiError::bad_request(format!(
+            "Only skipped jobs can be requeued; job {} is {}",
+            job.job_id, job.status
+        )));
     }
     let workspace = state.store.workspace(job.workspace_id).await?;
     let duration_ms = match &job.transcript_sha256 {
@@ -216,13 +303,43 @@ async fn requeue(state: &AppState, job: JobRow) -> ApiResult<Value> {
         None => job.duration_seconds.map(|s| (s * 1000.0) as u64),
     };
     if let Some(reason) = validate::skip_reason(&workspace, duration_ms) {
-        state.store.set_job_status(job.job_id, "skipped", "skipped", Some(&reason), &format!("Requeue refused by the current filter: {reason}")).await?;
+        state
+            .store
+            .set_job_status(
+                job.job_id,
+                "skipped",
+                "skipped",
+                Some(&reason),
+                &format!("Requeue refused by the current filter: {reason}"),
+            )
+            .await?;
     } else if job.transcript_sha256.is_some() {
-        let runs = state.store.new_runs(job.workspace_id, &job.requested_algorithm_ids).await?;
-        state.store.start_analysis(job.job_id, "skipped", None, &runs, "Requeued; passes the current filter; analysis started").await?;
+        let runs = state
+            .store
+            .new_runs(job.workspace_id, &job.requested_algorithm_ids)
+            .await?;
+        state
+            .store
+            .start_analysis(
+                job.job_id,
+                "skipped",
+                None,
+                &runs,
+                "Requeued; passes the current filter; analysis started",
+            )
+            .await?;
         state.wake_worker();
     } else {
-        state.store.set_job_status(job.job_id, "skipped", "transcribing", None, "Requeued; passes the current filter; waiting for its transcript").await?;
+        state
+            .store
+            .set_job_status(
+                job.job_id,
+                "skipped",
+                "transcribing",
+                None,
+                "Requeued; passes the current filter; waiting for its transcript",
+            )
+            .await?;
     }
     job_view(state, state.store.job(job.job_id).await?).await
 }
@@ -252,7 +369,9 @@ pub async fn retry(
         serde_json::from_slice(&body).map_err(|e| ApiError::unprocessable(format!("Body is not valid: {e}")))?
     };
     if body.source_call_id.is_some() || body.source_company_id.is_some() {
-        return Err(ApiError::unprocessable("source IDs belong to POST /jobs/retry; this path names the job"));
+        return Err(ApiError::unprocessable(
+            "source IDs belong to POST /jobs/retry; this path names the job",
+        ));
     }
     let job = visible_job(&state, &caller, job_id).await?;
     retry_job(&state, job, body.mode.as_deref()).await
@@ -260,12 +379,28 @@ pub async fn retry(
 
 /// `POST /jobs/retry`: retry the newest job with these source IDs.
 #[utoipa::path(post, path = "/api/v1/jobs/retry", tag = "jobs", request_body = AnyObject, responses((status = 202, body = RunAlgorithmsAccepted), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
-pub async fn retry_by_source(State(state): State<AppState>, caller: Caller, ApiJson(body): ApiJson<RetryBody>) -> ApiResult<(StatusCode, Json<Value>)> {
+pub async fn retry_by_source(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<RetryBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     if body.source_call_id.is_none() && body.source_company_id.is_none() {
-        return Err(ApiError::unprocessable("give source_call_id, source_company_id or both"));
+        return Err(ApiError::unprocessable(
+            "give source_call_id, source_company_id or both",
+        ));
     }
-    let jobs = state.store.lookup_jobs(&caller.scope(), body.source_call_id.as_deref(), body.source_company_id.as_deref()).await?;
-    let job = jobs.into_iter().find(|j| j.parent_job_id.is_none()).ok_or_else(|| ApiError::NotFound("No job found for these source IDs".into()))?;
+    let jobs = state
+        .store
+        .lookup_jobs(
+            &caller.scope(),
+            body.source_call_id.as_deref(),
+            body.source_company_id.as_deref(),
+        )
+        .await?;
+    let job = jobs
+        .into_iter()
+        .find(|j| j.parent_job_id.is_none())
+        .ok_or_else(|| ApiError::NotFound("No job found for these source IDs".into()))?;
     retry_job(&state, job, body.mode.as_deref()).await
 }
 
@@ -276,31 +411,54 @@ async fn retry_job(state: &AppState, job: JobRow, mode: Option<&str>) -> ApiResu
         "redeliver" => {
             let queued = state.store.redeliver(job.job_id).await?;
             if queued == 0 {
-                return Err(ApiError::bad_request("Job has no webhook deliveries to send again (it is analytics_only, or no webhook was configured when it was created)"));
+                return Err(ApiError::bad_request(
+                    "Job has no webhook deliveries to send again (it is analytics_only, or no webhook was configured when it was created)",
+                ));
             }
             state.deliveries_due.notify_one();
-            Ok((StatusCode::ACCEPTED, Json(json!({"job_id": job.job_id, "deliveries_queued": queued, "message": "Deliveries queued again with the same delivery IDs"}))))
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(
+                    json!({"job_id": job.job_id, "deliveries_queued": queued, "message": "Deliveries queued again with the same delivery IDs"}),
+                ),
+            ))
         }
-        other => Err(ApiError::unprocessable(format!("mode {other:?} is not a retry mode: use \"rerun\", \"requeue\" or \"redeliver\""))),
+        other => Err(ApiError::unprocessable(format!(
+            "mode {other:?} is not a retry mode: use \"rerun\", \"requeue\" or \"redeliver\""
+        ))),
     }
 }
 
 /// Runs a job's failed algorithms again, as a child job with the parent's delivery settings.
 async fn rerun_failed(state: &AppState, job: JobRow) -> ApiResult<(StatusCode, Json<Value>)> {
     if !["partial", "failed"].contains(&job.status.as_str()) {
-        return Err(ApiError::bad_request(format!("Job is {}; only partial or failed jobs have failed runs to retry", job.status)));
+        return Err(ApiError::bad_request(format!(
+            "Job is {}; only partial or failed jobs have failed runs to retry",
+            job.status
+        )));
     }
-    let failed: Vec<String> =
-        state.store.runs_for_job(job.job_id).await?.into_iter().filter(|r| r.status == "failed").map(|r| r.algorithm_id).collect();
+    let failed: Vec<String> = state
+        .store
+        .runs_for_job(job.job_id)
+        .await?
+        .into_iter()
+        .filter(|r| r.status == "failed")
+        .map(|r| r.algorithm_id)
+        .collect();
     if failed.is_empty() || job.transcript_sha256.is_none() {
         return Err(ApiError::bad_request("Job has no failed runs to retry"));
     }
     let runs = state.store.new_runs(job.workspace_id, &failed).await?;
     let event = format!("Retry of job {}: rerunning {}", job.job_id, failed.join(", "));
-    let child = state.store.create_child_job(&job, "retry", runs, job.analytics_only, event).await?;
+    let child = state
+        .store
+        .create_child_job(&job, "retry", runs, job.analytics_only, event)
+        .await?;
     state.wake_worker();
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"job_id": child.job_id, "parent_job_id": job.job_id, "algorithm_ids": failed, "status": child.status, "message": "Retry job created"})),
+        Json(
+            json!({"job_id": child.job_id, "parent_job_id": job.job_id, "algorithm_ids": failed, "status": child.status, "message": "Retry job created"}),
+        ),
     ))
 }

@@ -63,28 +63,54 @@ pub fn router(state: AppState) -> Router {
         .route("/algorithm-runs/{run_id}", get(runs::get))
         .route(
             "/algorithms",
-            get(algorithms::list).post(algorithm_versions::publish).layer(axum::extract::DefaultBodyLimit::max(state.max_component_bytes + PUBLISH_ALLOWANCE)),
+            get(algorithms::list)
+                .post(algorithm_versions::publish)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    state.max_component_bytes + PUBLISH_ALLOWANCE,
+                )),
         )
-        .route("/algorithms/{algorithm_id}", get(algorithms::get).patch(algorithms::set_scope))
+        .route(
+            "/algorithms/{algorithm_id}",
+            get(algorithms::get).patch(algorithms::set_scope),
+        )
         .route("/algorithms/{algorithm_id}/disable", post(algorithms::disable))
         .route("/algorithms/{algorithm_id}/enable", post(algorithms::enable))
         .route("/algorithms/{algorithm_id}/versions", get(algorithm_versions::versions))
-        .route("/algorithms/{algorithm_id}/activate", post(algorithm_versions::activate))
-        .route("/algorithms/{algorithm_id}/rollback", post(algorithm_versions::rollback))
-        .route("/algorithms/{algorithm_id}/versions/{version}/compare", post(algorithm_versions::compare))
+        .route(
+            "/algorithms/{algorithm_id}/activate",
+            post(algorithm_versions::activate),
+        )
+        .route(
+            "/algorithms/{algorithm_id}/rollback",
+            post(algorithm_versions::rollback),
+        )
+        .route(
+            "/algorithms/{algorithm_id}/versions/{version}/compare",
+            post(algorithm_versions::compare),
+        )
         .route("/partners", post(tenants::create_partner))
         .route("/organizations", post(tenants::create_organization))
         .route("/workspaces", post(tenants::create_workspace))
         .route("/workspaces/{workspace_id}", patch(tenants::update_workspace))
-        .route("/workspaces/{workspace_id}/algorithms", post(workspace_algorithms::assign).get(workspace_algorithms::list))
-        .route("/workspaces/{workspace_id}/algorithms/{algorithm_id}", delete(workspace_algorithms::unassign))
+        .route(
+            "/workspaces/{workspace_id}/algorithms",
+            post(workspace_algorithms::assign).get(workspace_algorithms::list),
+        )
+        .route(
+            "/workspaces/{workspace_id}/algorithms/{algorithm_id}",
+            delete(workspace_algorithms::unassign),
+        )
         .route(
             "/config/{entity_type}/{entity_id}/webhook",
-            put(webhooks::put_endpoint).get(webhooks::get_endpoint).delete(webhooks::delete_endpoint),
+            put(webhooks::put_endpoint)
+                .get(webhooks::get_endpoint)
+                .delete(webhooks::delete_endpoint),
         )
         .route(
             "/config/{entity_type}/{entity_id}/webhook-credential",
-            put(webhooks::put_credential).get(webhooks::get_credential).delete(webhooks::delete_credential),
+            put(webhooks::put_credential)
+                .get(webhooks::get_credential)
+                .delete(webhooks::delete_credential),
         )
         .route("/keys", post(tenants::create_key))
         .route("/keys/{key_id}", delete(tenants::revoke_key))
@@ -98,7 +124,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .nest("/api/v1", api)
-        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/api/v1/openapi.json", <openapi::ApiDoc as utoipa::OpenApi>::openapi()))
+        .merge(
+            utoipa_swagger_ui::SwaggerUi::new("/docs")
+                .url("/api/v1/openapi.json", <openapi::ApiDoc as utoipa::OpenApi>::openapi()),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -111,19 +140,30 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> impl IntoResponse {
-    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(json!({"detail": "Method not allowed on this path"})))
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        axum::Json(json!({"detail": "Method not allowed on this path"})),
+    )
 }
 
 /// Counts requests by method, route pattern and status (a route layer, so the
 /// pattern is known; unmatched paths are not counted).
-async fn count_requests(State(state): State<AppState>, request: axum::extract::Request, next: middleware::Next) -> axum::response::Response {
+async fn count_requests(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
     let method = request.method().to_string();
     let route = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
-    let labels = crate::metrics::RequestLabels { method, route, status: response.status().as_u16() };
+    let labels = crate::metrics::RequestLabels {
+        method,
+        route,
+        status: response.status().as_u16(),
+    };
     state.metrics.requests.get_or_create(&labels).inc();
     response
 }
@@ -133,18 +173,33 @@ async fn metrics(State(state): State<AppState>) -> axum::response::Response {
     match state.store.job_counts().await {
         Ok(counts) => {
             for (status, n) in counts {
-                state.metrics.jobs.get_or_create(&crate::metrics::StatusLabels { status }).set(n);
+                state
+                    .metrics
+                    .jobs
+                    .get_or_create(&crate::metrics::StatusLabels { status })
+                    .set(n);
             }
         }
         Err(e) => return ApiError::from(e).into_response(),
     }
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 /// Ready when the database answers and the bundled algorithms are loaded.
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let database = state.store.ping().await;
     let algorithms = state.engine.registry().list().len();
-    let status = if database && algorithms > 0 { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, axum::Json(json!({"database": database, "algorithms_loaded": algorithms})))
+    let status = if database && algorithms > 0 {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(json!({"database": database, "algorithms_loaded": algorithms})),
+    )
 }

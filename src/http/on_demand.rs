@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::auth::Caller;
+use super::error::{ApiError, ApiJson, ApiResult};
 #[allow(unused_imports)]
 use super::openapi::*;
-use super::error::{ApiError, ApiJson, ApiResult};
 use super::validate;
 use crate::app::AppState;
 
@@ -27,7 +27,9 @@ pub async fn run_algorithms(
     Path(job_id): Path<i64>,
     ApiJson(body): ApiJson<serde_json::Value>,
 ) -> ApiResult<Response> {
-    let body = body.as_object().ok_or_else(|| ApiError::unprocessable("Body must be a JSON object with algorithm_ids"))?;
+    let body = body
+        .as_object()
+        .ok_or_else(|| ApiError::unprocessable("Body must be a JSON object with algorithm_ids"))?;
     let algorithm_ids = validate::algorithm_ids(body.get("algorithm_ids"))?;
     let analytics_only = validate::flag(body, "analytics_only", true)?;
     let force_rerun = validate::flag(body, "force_rerun", false)?;
@@ -35,7 +37,10 @@ pub async fn run_algorithms(
     let job = state.store.job(job_id).await?;
     let workspace = caller.check_job(&state, &job).await?;
     if !FINISHED.contains(&job.status.as_str()) {
-        return Err(ApiError::bad_request(format!("Job is still {}. Wait for completion.", job.status)));
+        return Err(ApiError::bad_request(format!(
+            "Job is still {}. Wait for completion.",
+            job.status
+        )));
     }
     let transcript = match &job.transcript_sha256 {
         Some(sha) => Some((sha, state.store.transcript_summary(sha).await?)),
@@ -49,8 +54,16 @@ pub async fn run_algorithms(
         return Err(validate::not_available(&missing));
     }
 
-    let existing = if force_rerun { Vec::new() } else { state.store.existing_runs(job_id, &algorithm_ids).await? };
-    let to_run: Vec<String> = algorithm_ids.iter().filter(|id| !existing.iter().any(|r| &r.algorithm_id == *id)).cloned().collect();
+    let existing = if force_rerun {
+        Vec::new()
+    } else {
+        state.store.existing_runs(job_id, &algorithm_ids).await?
+    };
+    let to_run: Vec<String> = algorithm_ids
+        .iter()
+        .filter(|id| !existing.iter().any(|r| &r.algorithm_id == *id))
+        .cloned()
+        .collect();
     if to_run.is_empty() {
         return Ok((
             StatusCode::OK,
@@ -64,9 +77,23 @@ pub async fn run_algorithms(
     }
 
     let runs = state.store.new_runs(workspace.id, &to_run).await?;
-    let event = format!("On-demand analysis job created from job {} for {}", job.job_id, to_run.join(", "));
-    let child = state.store.create_child_job(&job, "on_demand", runs, analytics_only, event).await?;
-    state.store.add_event(job.job_id, "info", &format!("Child job {} created to run {}", child.job_id, to_run.join(", "))).await?;
+    let event = format!(
+        "On-demand analysis job created from job {} for {}",
+        job.job_id,
+        to_run.join(", ")
+    );
+    let child = state
+        .store
+        .create_child_job(&job, "on_demand", runs, analytics_only, event)
+        .await?;
+    state
+        .store
+        .add_event(
+            job.job_id,
+            "info",
+            &format!("Child job {} created to run {}", child.job_id, to_run.join(", ")),
+        )
+        .await?;
     state.wake_worker();
 
     let mut answer = json!({

@@ -2,9 +2,9 @@
 //! handlers' `#[utoipa::path]` annotations, and the schemas they name. The
 //! interactive page at `/docs` serves Swagger UI from the binary (no CDN).
 
+use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::RefOr;
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::{algorithm_versions, algorithms, calls, jobs, on_demand, runs, tenants, webhooks, workspace_algorithms};
@@ -21,7 +21,9 @@ pub struct AnyObject;
 
 impl PartialSchema for AnyObject {
     fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new().description(Some("A JSON object; see docs/api.md")).into()
+        ObjectBuilder::new()
+            .description(Some("A JSON object; see docs/api.md"))
+            .into()
     }
 }
 
@@ -144,8 +146,14 @@ struct Security;
 impl Modify for Security {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
-        components.add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
+        );
     }
 }
 

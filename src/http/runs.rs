@@ -5,17 +5,19 @@ use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
 use super::auth::Caller;
-#[allow(unused_imports)]
-use super::openapi::*;
 use super::error::ApiResult;
 use super::jobs::visible_job;
+#[allow(unused_imports)]
+use super::openapi::*;
 use crate::app::AppState;
 
 /// `GET /jobs/{id}/runs`: every run of the job, with results.
 #[utoipa::path(get, path = "/api/v1/jobs/{job_id}/runs", tag = "runs", params(("job_id" = i64, Path)), responses((status = 200, description = "{job_id, runs}", body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn for_job(State(state): State<AppState>, caller: Caller, Path(job_id): Path<i64>) -> ApiResult<Json<Value>> {
     visible_job(&state, &caller, job_id).await?;
-    Ok(Json(json!({ "job_id": job_id, "runs": state.store.runs_for_job(job_id).await? })))
+    Ok(Json(
+        json!({ "job_id": job_id, "runs": state.store.runs_for_job(job_id).await? }),
+    ))
 }
 
 /// `GET /algorithm-runs/{id}`.

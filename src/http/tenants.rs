@@ -7,9 +7,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
+use super::error::{ApiError, ApiJson, ApiResult};
 #[allow(unused_imports)]
 use super::openapi::*;
-use super::error::{ApiError, ApiJson, ApiResult};
 use crate::app::AppState;
 use crate::store::Scope;
 
@@ -47,35 +47,64 @@ pub struct NewKey {
 
 fn name(name: &str) -> ApiResult<&str> {
     let name = name.trim();
-    if name.is_empty() || name.len() > 200 { Err(ApiError::unprocessable("name must be 1 to 200 characters")) } else { Ok(name) }
+    if name.is_empty() || name.len() > 200 {
+        Err(ApiError::unprocessable("name must be 1 to 200 characters"))
+    } else {
+        Ok(name)
+    }
 }
 
 fn created(value: impl serde::Serialize) -> ApiResult<(StatusCode, Json<Value>)> {
-    Ok((StatusCode::CREATED, Json(serde_json::to_value(value).map_err(anyhow::Error::from)?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::to_value(value).map_err(anyhow::Error::from)?),
+    ))
 }
 
 /// `POST /partners`.
 #[utoipa::path(post, path = "/api/v1/partners", tag = "platform", request_body = AnyObject, responses((status = 201, body = AnyObject), (status = 403, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
-pub async fn create_partner(State(state): State<AppState>, caller: Caller, ApiJson(body): ApiJson<NewPartner>) -> ApiResult<(StatusCode, Json<Value>)> {
+pub async fn create_partner(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewPartner>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require_platform()?;
     created(state.store.create_partner(name(&body.name)?).await?)
 }
 
 /// `POST /organizations`.
 #[utoipa::path(post, path = "/api/v1/organizations", tag = "platform", request_body = AnyObject, responses((status = 201, body = AnyObject), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
-pub async fn create_organization(State(state): State<AppState>, caller: Caller, ApiJson(body): ApiJson<NewOrganization>) -> ApiResult<(StatusCode, Json<Value>)> {
+pub async fn create_organization(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewOrganization>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require_platform()?;
-    created(state.store.create_organization(body.partner_id, name(&body.name)?).await?)
+    created(
+        state
+            .store
+            .create_organization(body.partner_id, name(&body.name)?)
+            .await?,
+    )
 }
 
 /// `POST /workspaces`.
 #[utoipa::path(post, path = "/api/v1/workspaces", tag = "platform", request_body = AnyObject, responses((status = 201, body = AnyObject), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
-pub async fn create_workspace(State(state): State<AppState>, caller: Caller, ApiJson(body): ApiJson<NewWorkspace>) -> ApiResult<(StatusCode, Json<Value>)> {
+pub async fn create_workspace(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewWorkspace>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require_platform()?;
     if body.min_duration_seconds.is_some_and(|s| s < 0) {
         return Err(ApiError::unprocessable("min_duration_seconds must be 0 or more"));
     }
-    created(state.store.create_workspace(body.organization_id, name(&body.name)?, body.min_duration_seconds).await?)
+    created(
+        state
+            .store
+            .create_workspace(body.organization_id, name(&body.name)?, body.min_duration_seconds)
+            .await?,
+    )
 }
 
 /// Body of `PATCH /workspaces/{id}`.
@@ -97,12 +126,19 @@ pub async fn update_workspace(
     if body.min_duration_seconds < 0 {
         return Err(ApiError::unprocessable("min_duration_seconds must be 0 or more"));
     }
-    Ok(Json(serde_json::to_value(state.store.set_min_duration(id, body.min_duration_seconds).await?).map_err(anyhow::Error::from)?))
+    Ok(Json(
+        serde_json::to_value(state.store.set_min_duration(id, body.min_duration_seconds).await?)
+            .map_err(anyhow::Error::from)?,
+    ))
 }
 
 /// `POST /keys`: a new key; its token is in this answer and nowhere else, ever.
 #[utoipa::path(post, path = "/api/v1/keys", tag = "platform", request_body = AnyObject, responses((status = 201, description = "The token is shown here only", body = AnyObject), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
-pub async fn create_key(State(state): State<AppState>, caller: Caller, ApiJson(body): ApiJson<NewKey>) -> ApiResult<(StatusCode, Json<Value>)> {
+pub async fn create_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewKey>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require_platform()?;
     let scope = match (body.scope_type.as_str(), body.scope_id) {
         ("platform", None) => Scope::Platform,
@@ -111,12 +147,24 @@ pub async fn create_key(State(state): State<AppState>, caller: Caller, ApiJson(b
         ("workspace", Some(id)) => Scope::Workspace(state.store.workspace(id).await?.id),
         ("platform", Some(_)) => return Err(ApiError::unprocessable("a platform key has no scope_id")),
         ("partner" | "organization" | "workspace", None) => {
-            return Err(ApiError::unprocessable(format!("scope_id is required for scope_type {}", body.scope_type)));
+            return Err(ApiError::unprocessable(format!(
+                "scope_id is required for scope_type {}",
+                body.scope_type
+            )));
         }
-        (other, _) => return Err(ApiError::unprocessable(format!("scope_type must be platform, partner, organization or workspace, not {other:?}"))),
+        (other, _) => {
+            return Err(ApiError::unprocessable(format!(
+                "scope_type must be platform, partner, organization or workspace, not {other:?}"
+            )));
+        }
     };
     let (key, token) = state.store.create_key(scope).await?;
-    Ok((StatusCode::CREATED, Json(json!({"id": key.id, "token": token, "scope_type": scope.type_name(), "scope_id": scope.id(), "token_hint": key.token_hint}))))
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({"id": key.id, "token": token, "scope_type": scope.type_name(), "scope_id": scope.id(), "token_hint": key.token_hint}),
+        ),
+    ))
 }
 
 /// `DELETE /keys/{id}`.

@@ -9,18 +9,26 @@ pub const MAX_ALGORITHM_IDS: usize = 10;
 /// the first occurrence's order, at most [`MAX_ALGORITHM_IDS`] distinct.
 pub fn algorithm_ids(value: Option<&serde_json::Value>) -> Result<Vec<String>, ApiError> {
     let Some(value) = value else {
-        return Err(ApiError::unprocessable("algorithm_ids is required: a list of 1 to 10 algorithm IDs"));
+        return Err(ApiError::unprocessable(
+            "algorithm_ids is required: a list of 1 to 10 algorithm IDs",
+        ));
     };
-    let items = value.as_array().ok_or_else(|| ApiError::unprocessable("algorithm_ids must be a list of strings"))?;
+    let items = value
+        .as_array()
+        .ok_or_else(|| ApiError::unprocessable("algorithm_ids must be a list of strings"))?;
     let mut ids: Vec<String> = Vec::with_capacity(items.len());
     for item in items {
-        let id = item.as_str().ok_or_else(|| ApiError::unprocessable("algorithm_ids must be a list of strings"))?;
+        let id = item
+            .as_str()
+            .ok_or_else(|| ApiError::unprocessable("algorithm_ids must be a list of strings"))?;
         if !ids.iter().any(|seen| seen == id) {
             ids.push(id.to_owned());
         }
     }
     if ids.is_empty() {
-        return Err(ApiError::unprocessable("algorithm_ids must not be empty: name 1 to 10 algorithm IDs"));
+        return Err(ApiError::unprocessable(
+            "algorithm_ids must not be empty: name 1 to 10 algorithm IDs",
+        ));
     }
     if ids.len() > MAX_ALGORITHM_IDS {
         return Err(ApiError::unprocessable(format!(
@@ -36,13 +44,18 @@ pub fn flag(body: &serde_json::Map<String, serde_json::Value>, name: &str, defau
     match body.get(name) {
         None | Some(serde_json::Value::Null) => Ok(default),
         Some(serde_json::Value::Bool(b)) => Ok(*b),
-        Some(other) => Err(ApiError::unprocessable(format!("{name} must be true or false, not {other}"))),
+        Some(other) => Err(ApiError::unprocessable(format!(
+            "{name} must be true or false, not {other}"
+        ))),
     }
 }
 
 /// `Algorithms not available: ['a', 'b']`: the spec's exact wording, a Python-style list.
 pub fn not_available(ids: &[String]) -> ApiError {
-    let quoted: Vec<String> = ids.iter().map(|id| format!("'{}'", id.replace('\\', "\\\\").replace('\'', "\\'"))).collect();
+    let quoted: Vec<String> = ids
+        .iter()
+        .map(|id| format!("'{}'", id.replace('\\', "\\\\").replace('\'', "\\'")))
+        .collect();
     ApiError::bad_request(format!("Algorithms not available: [{}]", quoted.join(", ")))
 }
 
@@ -51,7 +64,11 @@ pub fn transcript(value: &serde_json::Value) -> Result<gensail_host_api::Transcr
     let parsed = match value {
         serde_json::Value::String(text) => gensail_host_api::Transcript::parse(text),
         serde_json::Value::Object(_) => gensail_host_api::Transcript::parse(&value.to_string()),
-        _ => return Err(ApiError::unprocessable("transcript must be an object with segments, or a string of `Speaker: text` lines")),
+        _ => {
+            return Err(ApiError::unprocessable(
+                "transcript must be an object with segments, or a string of `Speaker: text` lines",
+            ));
+        }
     };
     parsed.map_err(|e| ApiError::unprocessable(format!("transcript: {e}")))
 }
@@ -60,9 +77,11 @@ pub fn transcript(value: &serde_json::Value) -> Result<gensail_host_api::Transcr
 pub fn time(name: &str, value: Option<&str>) -> Result<Option<String>, ApiError> {
     value
         .map(|v| {
-            crate::clock::parse(v)
-                .map(crate::clock::format)
-                .ok_or_else(|| ApiError::unprocessable(format!("{name} must be an RFC 3339 time such as 2026-01-22T12:00:00Z, not {v:?}")))
+            crate::clock::parse(v).map(crate::clock::format).ok_or_else(|| {
+                ApiError::unprocessable(format!(
+                    "{name} must be an RFC 3339 time such as 2026-01-22T12:00:00Z, not {v:?}"
+                ))
+            })
         })
         .transpose()
 }
@@ -90,7 +109,10 @@ mod tests {
 
     #[test]
     fn dedupes_keeping_first_order() {
-        assert_eq!(algorithm_ids(Some(&json!(["b", "a", "b", "c", "a"]))).unwrap(), ["b", "a", "c"]);
+        assert_eq!(
+            algorithm_ids(Some(&json!(["b", "a", "b", "c", "a"]))).unwrap(),
+            ["b", "a", "c"]
+        );
     }
 
     #[test]
@@ -114,7 +136,13 @@ mod tests {
 
     #[test]
     fn python_list_format() {
-        assert_eq!(detail(not_available(&["unknown_algo".into()])), "Algorithms not available: ['unknown_algo']");
-        assert_eq!(detail(not_available(&["a".into(), "b".into()])), "Algorithms not available: ['a', 'b']");
+        assert_eq!(
+            detail(not_available(&["unknown_algo".into()])),
+            "Algorithms not available: ['unknown_algo']"
+        );
+        assert_eq!(
+            detail(not_available(&["a".into(), "b".into()])),
+            "Algorithms not available: ['a', 'b']"
+        );
     }
 }

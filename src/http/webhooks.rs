@@ -9,9 +9,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
+use super::error::{ApiError, ApiJson, ApiResult};
 #[allow(unused_imports)]
 use super::openapi::*;
-use super::error::{ApiError, ApiJson, ApiResult};
 use crate::app::AppState;
 use crate::secrets::hint;
 use crate::store::{CredentialRow, Entity};
@@ -37,12 +37,24 @@ pub struct CredentialBody {
 
 /// The entity a path names, after checking it exists and the key covers it.
 async fn entity(state: &AppState, caller: &Caller, entity_type: &str, id: i64) -> ApiResult<Entity> {
-    let entity = Entity::parse(entity_type, id)
-        .ok_or_else(|| ApiError::NotFound(format!("Unknown entity type {entity_type:?}: use partner, organization or workspace")))?;
+    let entity = Entity::parse(entity_type, id).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "Unknown entity type {entity_type:?}: use partner, organization or workspace"
+        ))
+    })?;
     if !state.store.entity_exists(entity).await? {
-        return Err(ApiError::NotFound(format!("{} {id} not found", capitalised(entity.type_name()))));
+        return Err(ApiError::NotFound(format!(
+            "{} {id} not found",
+            capitalised(entity.type_name())
+        )));
     }
-    if caller.covers(state, entity).await? { Ok(entity) } else { Err(ApiError::Forbidden(format!("Not authorized to configure {entity_type} {id}"))) }
+    if caller.covers(state, entity).await? {
+        Ok(entity)
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "Not authorized to configure {entity_type} {id}"
+        )))
+    }
 }
 
 fn capitalised(word: &str) -> String {
@@ -61,10 +73,21 @@ pub async fn put_endpoint(
     ApiJson(body): ApiJson<EndpointBody>,
 ) -> ApiResult<Json<Value>> {
     let entity = entity(&state, &caller, &entity_type, id).await?;
-    let url = state.outbound.check(body.url.trim()).await.map_err(ApiError::BadRequest)?;
+    let url = state
+        .outbound
+        .check(body.url.trim())
+        .await
+        .map_err(ApiError::BadRequest)?;
     let secret = format!("whsec_{}", hex::encode(rand::random::<[u8; 24]>()));
-    let created = state.store.put_endpoint(entity, url.as_str(), &state.secrets.seal(&secret), &hint(&secret)).await?;
-    let endpoint = state.store.endpoint(entity).await?.ok_or_else(|| anyhow::anyhow!("endpoint vanished after write"))?;
+    let created = state
+        .store
+        .put_endpoint(entity, url.as_str(), &state.secrets.seal(&secret), &hint(&secret))
+        .await?;
+    let endpoint = state
+        .store
+        .endpoint(entity)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("endpoint vanished after write"))?;
     let mut answer = endpoint_view(entity, &endpoint);
     if created {
         answer["signing_secret"] = json!(secret);
@@ -88,15 +111,27 @@ fn endpoint_view(entity: Entity, e: &crate::store::EndpointRow) -> Value {
 
 /// `GET .../webhook`.
 #[utoipa::path(get, path = "/api/v1/config/{entity_type}/{entity_id}/webhook", tag = "webhooks", params(("entity_type" = String, Path, description = "partner, organization or workspace"), ("entity_id" = i64, Path)), responses((status = 200, body = AnyObject), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn get_endpoint(State(state): State<AppState>, caller: Caller, Path((entity_type, id)): Path<(String, i64)>) -> ApiResult<Json<Value>> {
+pub async fn get_endpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((entity_type, id)): Path<(String, i64)>,
+) -> ApiResult<Json<Value>> {
     let entity = entity(&state, &caller, &entity_type, id).await?;
-    let endpoint = state.store.endpoint(entity).await?.ok_or_else(|| ApiError::NotFound(format!("No webhook is configured for {entity_type} {id}")))?;
+    let endpoint = state
+        .store
+        .endpoint(entity)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("No webhook is configured for {entity_type} {id}")))?;
     Ok(Json(endpoint_view(entity, &endpoint)))
 }
 
 /// `DELETE .../webhook`.
 #[utoipa::path(delete, path = "/api/v1/config/{entity_type}/{entity_id}/webhook", tag = "webhooks", params(("entity_type" = String, Path, description = "partner, organization or workspace"), ("entity_id" = i64, Path)), responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn delete_endpoint(State(state): State<AppState>, caller: Caller, Path((entity_type, id)): Path<(String, i64)>) -> ApiResult<StatusCode> {
+pub async fn delete_endpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((entity_type, id)): Path<(String, i64)>,
+) -> ApiResult<StatusCode> {
     let entity = entity(&state, &caller, &entity_type, id).await?;
     state.store.delete_endpoint(entity).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -146,10 +181,17 @@ pub async fn put_credential(
             }
             (Some(required(&body.password, "password", auth)?), None, Some(user))
         }
-        other => return Err(ApiError::unprocessable(format!("auth_type must be none, bearer, hmac or basic, not {other:?}"))),
+        other => {
+            return Err(ApiError::unprocessable(format!(
+                "auth_type must be none, bearer, hmac or basic, not {other:?}"
+            )));
+        }
     };
     if !unexpected.is_empty() {
-        return Err(ApiError::unprocessable(format!("{} not used by auth_type {auth}", unexpected.join(", "))));
+        return Err(ApiError::unprocessable(format!(
+            "{} not used by auth_type {auth}",
+            unexpected.join(", ")
+        )));
     }
     let entity = entity(&state, &caller, &entity_type, id).await?;
     let row = CredentialRow {
@@ -166,7 +208,11 @@ pub async fn put_credential(
 
 /// `GET .../webhook-credential`: the type and a hint, never the secret.
 #[utoipa::path(get, path = "/api/v1/config/{entity_type}/{entity_id}/webhook-credential", tag = "webhooks", params(("entity_type" = String, Path, description = "partner, organization or workspace"), ("entity_id" = i64, Path)), responses((status = 200, body = AnyObject), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn get_credential(State(state): State<AppState>, caller: Caller, Path((entity_type, id)): Path<(String, i64)>) -> ApiResult<Json<Value>> {
+pub async fn get_credential(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((entity_type, id)): Path<(String, i64)>,
+) -> ApiResult<Json<Value>> {
     let entity = entity(&state, &caller, &entity_type, id).await?;
     let c = state
         .store
@@ -186,7 +232,11 @@ pub async fn get_credential(State(state): State<AppState>, caller: Caller, Path(
 
 /// `DELETE .../webhook-credential`.
 #[utoipa::path(delete, path = "/api/v1/config/{entity_type}/{entity_id}/webhook-credential", tag = "webhooks", params(("entity_type" = String, Path, description = "partner, organization or workspace"), ("entity_id" = i64, Path)), responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn delete_credential(State(state): State<AppState>, caller: Caller, Path((entity_type, id)): Path<(String, i64)>) -> ApiResult<StatusCode> {
+pub async fn delete_credential(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((entity_type, id)): Path<(String, i64)>,
+) -> ApiResult<StatusCode> {
     let entity = entity(&state, &caller, &entity_type, id).await?;
     state.store.delete_credential(entity).await?;
     Ok(StatusCode::NO_CONTENT)

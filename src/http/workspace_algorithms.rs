@@ -34,7 +34,11 @@ pub struct Assign {
 /// each with the config it runs with there and that config's sha256 (what
 /// runs record as `config_sha256`).
 #[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/algorithms", tag = "algorithms", params(("workspace_id" = i64, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, caller: Caller, Path(workspace_id): Path<i64>) -> ApiResult<Json<Value>> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(workspace_id): Path<i64>,
+) -> ApiResult<Json<Value>> {
     let workspace = caller.workspace(&state, Some(workspace_id)).await?;
     let mut assigned = Vec::new();
     for (algorithm_id, config) in state.store.workspace_assignments(workspace.id).await? {
@@ -65,11 +69,18 @@ pub async fn assign(
         return Err(ApiError::unprocessable("config must be a JSON object"));
     }
     state.store.workspace(workspace_id).await?;
-    state.store.algorithm(&body.algorithm_id).await.map_err(|_| ApiError::NotFound(format!("Algorithm {} not found", body.algorithm_id)))?;
+    state
+        .store
+        .algorithm(&body.algorithm_id)
+        .await
+        .map_err(|_| ApiError::NotFound(format!("Algorithm {} not found", body.algorithm_id)))?;
     if let Some(config) = &body.config {
         check_config(&state, &body.algorithm_id, config).await?;
     }
-    state.store.assign_algorithm(workspace_id, &body.algorithm_id, body.config.as_ref()).await?;
+    state
+        .store
+        .assign_algorithm(workspace_id, &body.algorithm_id, body.config.as_ref())
+        .await?;
     let effective = state.store.algorithm_config(workspace_id, &body.algorithm_id).await?;
     Ok((
         StatusCode::CREATED,
@@ -84,7 +95,11 @@ pub async fn assign(
 
 /// `DELETE /workspaces/{id}/algorithms/{algorithm_id}`.
 #[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/algorithms/{algorithm_id}", tag = "platform", params(("workspace_id" = i64, Path), ("algorithm_id" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
-pub async fn unassign(State(state): State<AppState>, caller: Caller, Path((workspace_id, algorithm_id)): Path<(i64, String)>) -> ApiResult<StatusCode> {
+pub async fn unassign(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((workspace_id, algorithm_id)): Path<(i64, String)>,
+) -> ApiResult<StatusCode> {
     caller.require_platform()?;
     state.store.unassign_algorithm(workspace_id, &algorithm_id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -94,11 +109,20 @@ pub async fn unassign(State(state): State<AppState>, caller: Caller, Path((works
 /// transcript; only the plugin's own `invalid-config` answer refuses it (a
 /// plugin that checks its config later, or not at all, is not second-guessed).
 async fn check_config(state: &AppState, algorithm_id: &str, config: &Value) -> ApiResult<()> {
-    let Some(algorithm) = state.engine.registry().get(algorithm_id) else { return Ok(()) };
-    let empty = Transcript { language: None, duration_ms: 0, segments: Vec::new() };
+    let Some(algorithm) = state.engine.registry().get(algorithm_id) else {
+        return Ok(());
+    };
+    let empty = Transcript {
+        language: None,
+        duration_ms: 0,
+        segments: Vec::new(),
+    };
     let report = state.engine.run_loaded(&algorithm, &empty, &config.to_string()).await;
     match report.error {
-        Some(RunError::Algorithm { kind: AlgorithmErrorKind::InvalidConfig, message }) => Err(ApiError::unprocessable(format!(
+        Some(RunError::Algorithm {
+            kind: AlgorithmErrorKind::InvalidConfig,
+            message,
+        }) => Err(ApiError::unprocessable(format!(
             "config is not valid for {algorithm_id} {}: {message}",
             algorithm.info.version
         ))),

@@ -87,7 +87,12 @@ impl GoldenReport {
 /// Runs `active` and `candidate` on each job's transcript, with the config the
 /// algorithm has in that job's workspace. The caller has checked the jobs
 /// exist and have transcripts.
-pub async fn compare(state: &AppState, active: &Arc<LoadedAlgorithm>, candidate: &Arc<LoadedAlgorithm>, job_ids: &[i64]) -> Result<GoldenReport, StoreError> {
+pub async fn compare(
+    state: &AppState,
+    active: &Arc<LoadedAlgorithm>,
+    candidate: &Arc<LoadedAlgorithm>,
+    job_ids: &[i64],
+) -> Result<GoldenReport, StoreError> {
     let id = &candidate.info.id;
     let mut jobs = Vec::with_capacity(job_ids.len());
     for &job_id in job_ids {
@@ -103,9 +108,16 @@ pub async fn compare(state: &AppState, active: &Arc<LoadedAlgorithm>, candidate:
         let c = state.engine.run_loaded(candidate, &transcript, &config).await;
         jobs.push(compare_runs(job_id, &a, &c));
     }
-    let regressions = jobs.iter().filter(|j| j.active.status == "completed" && j.candidate.status != "completed").map(|j| j.job_id).collect();
+    let regressions = jobs
+        .iter()
+        .filter(|j| j.active.status == "completed" && j.candidate.status != "completed")
+        .map(|j| j.job_id)
+        .collect();
     let identical = jobs.iter().filter(|j| j.output_identical).count();
-    let total = |f: fn(&RunSummary) -> f64| -> (f64, f64) { jobs.iter().fold((0.0, 0.0), |(a, c), j| (a + f(&j.active), c + f(&j.candidate))) };
+    let total = |f: fn(&RunSummary) -> f64| -> (f64, f64) {
+        jobs.iter()
+            .fold((0.0, 0.0), |(a, c), j| (a + f(&j.active), c + f(&j.candidate)))
+    };
     let (active_fuel, candidate_fuel) = total(|r| r.fuel_consumed as f64);
     let (active_time, candidate_time) = total(|r| r.wall_time_ms);
     Ok(GoldenReport {
@@ -201,12 +213,18 @@ mod tests {
 
     #[test]
     fn equal_values_have_no_differences() {
-        assert_eq!(paths(json!({"a": [1, {"b": 2}]}), json!({"a": [1, {"b": 2}]})), (vec![], 0));
+        assert_eq!(
+            paths(json!({"a": [1, {"b": 2}]}), json!({"a": [1, {"b": 2}]})),
+            (vec![], 0)
+        );
     }
 
     #[test]
     fn differences_name_changed_added_and_removed_paths() {
-        let (out, count) = paths(json!({"score": 0.5, "tags": ["x"], "old": 1}), json!({"score": 0.7, "tags": ["x", "y"], "new": true}));
+        let (out, count) = paths(
+            json!({"score": 0.5, "tags": ["x"], "old": 1}),
+            json!({"score": 0.7, "tags": ["x", "y"], "new": true}),
+        );
         assert_eq!(out, vec!["$.new", "$.old", "$.score", "$.tags[1]"]);
         assert_eq!(count, 4);
     }

@@ -143,8 +143,14 @@ pub async fn commit(
     // again changes nothing, an older one is refused (the transaction decides
     // both, so a concurrent publish cannot slip past).
     let known = state.store.versions(id).await?;
-    let not_newer = known.iter().any(|v| semver::Version::parse(&v.version).is_ok_and(|k| k >= info.version));
-    let golden = if not_newer { None } else { gate(state, candidate, manifest).await? };
+    let not_newer = known
+        .iter()
+        .any(|v| semver::Version::parse(&v.version).is_ok_and(|k| k >= info.version));
+    let golden = if not_newer {
+        None
+    } else {
+        gate(state, candidate, manifest).await?
+    };
     let record = PublishRecord {
         scope_type: scope.0,
         scope_id: scope.1,
@@ -168,7 +174,10 @@ pub async fn commit(
     let published = state.store.publish_version(&new, &record).await?;
     sync(&state.engine, &state.store, id, Some(candidate)).await?;
     let (activated, previous_version, already_published) = match published {
-        Published::New { activated, previous_version } => (activated, previous_version, false),
+        Published::New {
+            activated,
+            previous_version,
+        } => (activated, previous_version, false),
         Published::AlreadyPublished => (false, None, true),
     };
     Ok(PublishOutcome {
@@ -185,12 +194,18 @@ pub async fn commit(
 /// is active to compare with, and the algorithm has golden jobs (stored or
 /// named now). Refuses the publish if the candidate fails where the active
 /// version succeeded.
-async fn gate(state: &AppState, candidate: &Arc<LoadedAlgorithm>, manifest: &Manifest) -> Result<Option<GoldenReport>, PublishError> {
+async fn gate(
+    state: &AppState,
+    candidate: &Arc<LoadedAlgorithm>,
+    manifest: &Manifest,
+) -> Result<Option<GoldenReport>, PublishError> {
     let id = &candidate.info.id;
     if manifest.golden_gate == Some(false) {
         return Ok(None);
     }
-    let Some(active) = state.engine.registry().get(id) else { return Ok(None) };
+    let Some(active) = state.engine.registry().get(id) else {
+        return Ok(None);
+    };
     if active.info.sha256 == candidate.info.sha256 {
         return Ok(None);
     }
@@ -203,7 +218,9 @@ async fn gate(state: &AppState, candidate: &Arc<LoadedAlgorithm>, manifest: &Man
     if jobs.is_empty() {
         return Ok(None);
     }
-    let report = golden::compare(state, &active, candidate, &jobs).await.map_err(PublishError::Store)?;
+    let report = golden::compare(state, &active, candidate, &jobs)
+        .await
+        .map_err(PublishError::Store)?;
     if manifest.activate() && !report.regressions.is_empty() {
         return Err(PublishError::GateFailed(format!(
             "{id} {} failed on golden jobs {:?} where the active version {} succeeded ({}); nothing was published. \
@@ -220,7 +237,12 @@ async fn gate(state: &AppState, candidate: &Arc<LoadedAlgorithm>, manifest: &Man
 /// Makes this process serve what the database says about `id`: its active
 /// version (loaded from the stored component unless `hint` already is that
 /// component), or nothing when it is disabled or was never activated.
-pub async fn sync(engine: &Engine, store: &Store, id: &str, hint: Option<&Arc<LoadedAlgorithm>>) -> Result<(), StoreError> {
+pub async fn sync(
+    engine: &Engine,
+    store: &Store,
+    id: &str,
+    hint: Option<&Arc<LoadedAlgorithm>>,
+) -> Result<(), StoreError> {
     let row = store.algorithm(id).await?;
     if let Err(e) = sync_row(engine, store, &row, hint).await {
         // The previous version (if any) keeps serving; the operator sees why.
@@ -233,7 +255,12 @@ pub async fn sync(engine: &Engine, store: &Store, id: &str, hint: Option<&Arc<Lo
 /// again every sync (nor logged again) until the database names another.
 pub type LoadFailures = std::collections::HashSet<(String, String)>;
 
-async fn sync_row(engine: &Engine, store: &Store, row: &AlgorithmRow, hint: Option<&Arc<LoadedAlgorithm>>) -> anyhow::Result<()> {
+async fn sync_row(
+    engine: &Engine,
+    store: &Store,
+    row: &AlgorithmRow,
+    hint: Option<&Arc<LoadedAlgorithm>>,
+) -> anyhow::Result<()> {
     let id = row.algorithm_id.as_str();
     if row.status != "active" {
         if engine.registry().remove(id).is_some() {
@@ -241,7 +268,11 @@ async fn sync_row(engine: &Engine, store: &Store, row: &AlgorithmRow, hint: Opti
         }
         return Ok(());
     }
-    if engine.registry().get(id).is_some_and(|a| a.info.sha256 == row.component_sha256) {
+    if engine
+        .registry()
+        .get(id)
+        .is_some_and(|a| a.info.sha256 == row.component_sha256)
+    {
         return Ok(());
     }
     let algorithm = match hint.filter(|h| h.info.sha256 == row.component_sha256) {
@@ -255,7 +286,12 @@ async fn sync_row(engine: &Engine, store: &Store, row: &AlgorithmRow, hint: Opti
 
 /// Syncs every algorithm the database knows (one query; loads only what
 /// changed, and skips versions already in `failures`).
-pub async fn sync_all(engine: &Engine, store: &Store, hints: &[Arc<LoadedAlgorithm>], failures: &mut LoadFailures) -> Result<(), StoreError> {
+pub async fn sync_all(
+    engine: &Engine,
+    store: &Store,
+    hints: &[Arc<LoadedAlgorithm>],
+    failures: &mut LoadFailures,
+) -> Result<(), StoreError> {
     for row in store.all_algorithms().await? {
         let key = (row.algorithm_id.clone(), row.component_sha256.clone());
         if failures.contains(&key) {
@@ -288,7 +324,12 @@ pub async fn follow(state: AppState, interval: std::time::Duration, mut stop: to
 }
 
 /// Loads a stored version with its limits.
-pub async fn load_version(engine: &Engine, store: &Store, id: &str, version: &str) -> anyhow::Result<Arc<LoadedAlgorithm>> {
+pub async fn load_version(
+    engine: &Engine,
+    store: &Store,
+    id: &str,
+    version: &str,
+) -> anyhow::Result<Arc<LoadedAlgorithm>> {
     let row = store.version(id, version).await?;
     let bytes = store.component_bytes(&row.component_sha256).await?;
     let limits: LimitOverrides = serde_json::from_value(row.limits)?;
@@ -309,7 +350,10 @@ pub async fn register_bundled(state: &AppState) -> anyhow::Result<Vec<Arc<Loaded
             Ok(stored) if stored.component_sha256 == info.sha256 => {}
             Ok(stored) if stored.source == "bundled" => {
                 tracing::warn!(algorithm_id = id, %version, "bundled component changed without a version bump; storing the new build under the same version");
-                state.store.replace_bundled_component(id, &version, &info.sha256, bytes).await?;
+                state
+                    .store
+                    .replace_bundled_component(id, &version, &info.sha256, bytes)
+                    .await?;
             }
             Ok(stored) => tracing::warn!(
                 algorithm_id = id, %version, source = %stored.source,
@@ -317,9 +361,27 @@ pub async fn register_bundled(state: &AppState) -> anyhow::Result<Vec<Arc<Loaded
             ),
             Err(StoreError::NotFound(_)) => {
                 let active = state.store.algorithm(id).await.ok().filter(|a| a.status != "inactive");
-                let newer = active.as_ref().is_none_or(|a| semver::Version::parse(&a.version).is_ok_and(|v| info.version > v));
-                let manifest = Manifest { activate: Some(newer), golden_gate: Some(false), ..Manifest::default() };
-                match commit(state, &algorithm, bytes, &manifest, ("global".into(), None), Publisher { source: "bundled", key_id: None }).await {
+                let newer = active
+                    .as_ref()
+                    .is_none_or(|a| semver::Version::parse(&a.version).is_ok_and(|v| info.version > v));
+                let manifest = Manifest {
+                    activate: Some(newer),
+                    golden_gate: Some(false),
+                    ..Manifest::default()
+                };
+                match commit(
+                    state,
+                    &algorithm,
+                    bytes,
+                    &manifest,
+                    ("global".into(), None),
+                    Publisher {
+                        source: "bundled",
+                        key_id: None,
+                    },
+                )
+                .await
+                {
                     Ok(_) | Err(PublishError::Conflict(_)) => {}
                     Err(e) => return Err(e.into()),
                 }
@@ -334,8 +396,20 @@ pub async fn register_bundled(state: &AppState) -> anyhow::Result<Vec<Arc<Loaded
 /// Publishes a component as a platform operator would (global scope for a
 /// new ID, activated, golden gate when the algorithm has goldens). Used for
 /// `--plugins-dir` files.
-pub async fn publish_bytes(state: &AppState, bytes: &[u8], source: &'static str) -> Result<PublishOutcome, PublishError> {
+pub async fn publish_bytes(
+    state: &AppState,
+    bytes: &[u8],
+    source: &'static str,
+) -> Result<PublishOutcome, PublishError> {
     let manifest = Manifest::default();
     let candidate = prepare(&state.engine, bytes, &manifest).await?;
-    commit(state, &candidate, bytes, &manifest, ("global".into(), None), Publisher { source, key_id: None }).await
+    commit(
+        state,
+        &candidate,
+        bytes,
+        &manifest,
+        ("global".into(), None),
+        Publisher { source, key_id: None },
+    )
+    .await
 }

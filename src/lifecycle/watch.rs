@@ -26,7 +26,8 @@ pub type Seen = HashMap<PathBuf, String>;
 
 /// Publishes every `.wasm` file in `dir` that changed since `seen`.
 pub async fn scan(state: &AppState, dir: &Path, seen: &mut Seen) -> anyhow::Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("cannot read plugins directory {}: {e}", dir.display()))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("cannot read plugins directory {}: {e}", dir.display()))?;
     let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
     paths.sort();
     for path in paths {
@@ -43,7 +44,9 @@ pub async fn run(state: AppState, dir: PathBuf, mut seen: Seen, mut stop: watch:
     });
     let mut watcher = match watcher {
         Ok(w) => w,
-        Err(e) => return tracing::error!(dir = %dir.display(), error = %e, "cannot watch the plugins directory; hot-load is off"),
+        Err(e) => {
+            return tracing::error!(dir = %dir.display(), error = %e, "cannot watch the plugins directory; hot-load is off");
+        }
     };
     if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
         return tracing::error!(dir = %dir.display(), error = %e, "cannot watch the plugins directory; hot-load is off");
@@ -77,7 +80,14 @@ pub async fn run(state: AppState, dir: PathBuf, mut seen: Seen, mut stop: watch:
 
 fn collect(event: notify::Result<notify::Event>, changed: &mut HashSet<PathBuf>) {
     match event {
-        Ok(event) if matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)) => changed.extend(event.paths),
+        Ok(event)
+            if matches!(
+                event.kind,
+                EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+            ) =>
+        {
+            changed.extend(event.paths)
+        }
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "plugins directory watch error"),
     }

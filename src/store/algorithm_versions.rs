@@ -124,7 +124,10 @@ impl Store {
         // Write first: SQLite then holds the write lock for the reads below
         // instead of failing to upgrade a read snapshot.
         Self::put_component(&mut tx, v.component_sha256, v.bytes, &now).await?;
-        let before = sqlx::query("SELECT version, status FROM algorithms WHERE id = $1").bind(v.algorithm_id).fetch_optional(&mut *tx).await?;
+        let before = sqlx::query("SELECT version, status FROM algorithms WHERE id = $1")
+            .bind(v.algorithm_id)
+            .fetch_optional(&mut *tx)
+            .await?;
         if before.is_none() {
             sqlx::query(
                 "INSERT INTO algorithms (id, version, component_sha256, description, scope_type, scope_id, default_config, status, created_at, updated_at)
@@ -160,11 +163,13 @@ impl Store {
         .await?
         .rows_affected();
         if inserted == 0 {
-            let stored: String = sqlx::query_scalar("SELECT component_sha256 FROM algorithm_versions WHERE algorithm_id = $1 AND version = $2")
-                .bind(v.algorithm_id)
-                .bind(&version)
-                .fetch_one(&mut *tx)
-                .await?;
+            let stored: String = sqlx::query_scalar(
+                "SELECT component_sha256 FROM algorithm_versions WHERE algorithm_id = $1 AND version = $2",
+            )
+            .bind(v.algorithm_id)
+            .bind(&version)
+            .fetch_one(&mut *tx)
+            .await?;
             tx.rollback().await?;
             return if stored == v.component_sha256 {
                 Ok(Published::AlreadyPublished)
@@ -175,11 +180,12 @@ impl Store {
                 )))
             };
         }
-        let others: Vec<String> = sqlx::query_scalar("SELECT version FROM algorithm_versions WHERE algorithm_id = $1 AND version <> $2")
-            .bind(v.algorithm_id)
-            .bind(&version)
-            .fetch_all(&mut *tx)
-            .await?;
+        let others: Vec<String> =
+            sqlx::query_scalar("SELECT version FROM algorithm_versions WHERE algorithm_id = $1 AND version <> $2")
+                .bind(v.algorithm_id)
+                .bind(&version)
+                .fetch_all(&mut *tx)
+                .await?;
         let mut newest: Option<Version> = None;
         for other in &others {
             let other = parse_version(other)?;
@@ -195,7 +201,9 @@ impl Store {
                 id = v.algorithm_id
             )));
         }
-        let previous_version = before.filter(|b| b.get::<&str, _>("status") != "inactive").map(|b| b.get::<String, _>("version"));
+        let previous_version = before
+            .filter(|b| b.get::<&str, _>("status") != "inactive")
+            .map(|b| b.get::<String, _>("version"));
         if let Some(config) = &r.default_config {
             sqlx::query("UPDATE algorithms SET default_config = $1, updated_at = $2 WHERE id = $3")
                 .bind(config.to_string())
@@ -216,7 +224,10 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
-        Ok(Published::New { activated: r.activate, previous_version })
+        Ok(Published::New {
+            activated: r.activate,
+            previous_version,
+        })
     }
 
     /// Stores component bytes once per distinct sha256.
@@ -233,7 +244,13 @@ impl Store {
 
     /// Makes a published version the active one (and the algorithm runnable)
     /// and records why (`action`: activate, rollback).
-    pub async fn activate_version(&self, algorithm_id: &str, version: &str, action: &str, key_id: Option<i64>) -> StoreResult<AlgorithmRow> {
+    pub async fn activate_version(
+        &self,
+        algorithm_id: &str,
+        version: &str,
+        action: &str,
+        key_id: Option<i64>,
+    ) -> StoreResult<AlgorithmRow> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
         Self::activate_in(&mut tx, algorithm_id, version, action, key_id, &now).await?;
@@ -241,7 +258,14 @@ impl Store {
         self.algorithm(algorithm_id).await
     }
 
-    async fn activate_in(tx: &mut super::Conn, algorithm_id: &str, version: &str, action: &str, key_id: Option<i64>, now: &str) -> StoreResult<()> {
+    async fn activate_in(
+        tx: &mut super::Conn,
+        algorithm_id: &str,
+        version: &str,
+        action: &str,
+        key_id: Option<i64>,
+        now: &str,
+    ) -> StoreResult<()> {
         let changed = sqlx::query(
             "UPDATE algorithms SET version = v.version, component_sha256 = v.component_sha256, description = v.description,
                  status = 'active', updated_at = $3
@@ -260,7 +284,14 @@ impl Store {
         Self::log_activation(tx, algorithm_id, version, action, key_id, now).await
     }
 
-    async fn log_activation(tx: &mut super::Conn, algorithm_id: &str, version: &str, action: &str, key_id: Option<i64>, now: &str) -> StoreResult<()> {
+    async fn log_activation(
+        tx: &mut super::Conn,
+        algorithm_id: &str,
+        version: &str,
+        action: &str,
+        key_id: Option<i64>,
+        now: &str,
+    ) -> StoreResult<()> {
         sqlx::query("INSERT INTO algorithm_activations (algorithm_id, version, action, key_id, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(algorithm_id)
             .bind(version)
@@ -273,15 +304,21 @@ impl Store {
     }
 
     /// Disables (`disabled`) or re-enables (`active`) an algorithm, keeping its active version.
-    pub async fn set_algorithm_status(&self, algorithm_id: &str, status: &str, key_id: Option<i64>) -> StoreResult<AlgorithmRow> {
+    pub async fn set_algorithm_status(
+        &self,
+        algorithm_id: &str,
+        status: &str,
+        key_id: Option<i64>,
+    ) -> StoreResult<AlgorithmRow> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
-        let version: Option<String> = sqlx::query_scalar("UPDATE algorithms SET status = $1, updated_at = $2 WHERE id = $3 RETURNING version")
-            .bind(status)
-            .bind(&now)
-            .bind(algorithm_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let version: Option<String> =
+            sqlx::query_scalar("UPDATE algorithms SET status = $1, updated_at = $2 WHERE id = $3 RETURNING version")
+                .bind(status)
+                .bind(&now)
+                .bind(algorithm_id)
+                .fetch_optional(&mut *tx)
+                .await?;
         let version = version.ok_or(StoreError::NotFound("algorithm"))?;
         let action = if status == "active" { "enable" } else { "disable" };
         Self::log_activation(&mut tx, algorithm_id, &version, action, key_id, &now).await?;
@@ -319,12 +356,14 @@ impl Store {
 
     /// One published version.
     pub async fn version(&self, algorithm_id: &str, version: &str) -> StoreResult<VersionRow> {
-        let row = sqlx::query(&format!("SELECT {VERSION_COLUMNS} WHERE v.algorithm_id = $1 AND v.version = $2"))
-            .bind(algorithm_id)
-            .bind(version)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound("algorithm version"))?;
+        let row = sqlx::query(&format!(
+            "SELECT {VERSION_COLUMNS} WHERE v.algorithm_id = $1 AND v.version = $2"
+        ))
+        .bind(algorithm_id)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("algorithm version"))?;
         version_row(&row)
     }
 
@@ -340,7 +379,13 @@ impl Store {
     /// Replaces the bytes of a bundled version that was rebuilt without a
     /// version bump (a developer's binary), so the stored version matches
     /// what the binary serves.
-    pub async fn replace_bundled_component(&self, algorithm_id: &str, version: &str, sha256: &str, bytes: &[u8]) -> StoreResult<()> {
+    pub async fn replace_bundled_component(
+        &self,
+        algorithm_id: &str,
+        version: &str,
+        sha256: &str,
+        bytes: &[u8],
+    ) -> StoreResult<()> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
         Self::put_component(&mut tx, sha256, bytes, &now).await?;
@@ -364,9 +409,11 @@ impl Store {
 
     /// The golden jobs of an algorithm, oldest first.
     pub async fn goldens(&self, algorithm_id: &str) -> StoreResult<Vec<i64>> {
-        Ok(sqlx::query_scalar("SELECT job_id FROM algorithm_goldens WHERE algorithm_id = $1 ORDER BY created_at, job_id")
-            .bind(algorithm_id)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT job_id FROM algorithm_goldens WHERE algorithm_id = $1 ORDER BY created_at, job_id",
+        )
+        .bind(algorithm_id)
+        .fetch_all(&self.pool)
+        .await?)
     }
 }

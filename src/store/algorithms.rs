@@ -52,20 +52,28 @@ fn algorithm(r: &super::Row) -> StoreResult<AlgorithmRow> {
 impl Store {
     /// Every algorithm known to the service, by ID (any status).
     pub async fn all_algorithms(&self) -> StoreResult<Vec<AlgorithmRow>> {
-        let rows = sqlx::query("SELECT * FROM algorithms a ORDER BY a.id").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM algorithms a ORDER BY a.id")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(algorithm).collect()
     }
 
     /// Limits an algorithm to a partner or organization, or makes it global again.
-    pub async fn set_algorithm_scope(&self, id: &str, scope_type: &str, scope_id: Option<i64>) -> StoreResult<AlgorithmRow> {
-        let changed = sqlx::query("UPDATE algorithms SET scope_type = $1, scope_id = $2, updated_at = $3 WHERE id = $4")
-            .bind(scope_type)
-            .bind(scope_id)
-            .bind(self.now())
-            .bind(id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+    pub async fn set_algorithm_scope(
+        &self,
+        id: &str,
+        scope_type: &str,
+        scope_id: Option<i64>,
+    ) -> StoreResult<AlgorithmRow> {
+        let changed =
+            sqlx::query("UPDATE algorithms SET scope_type = $1, scope_id = $2, updated_at = $3 WHERE id = $4")
+                .bind(scope_type)
+                .bind(scope_id)
+                .bind(self.now())
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
         if changed == 0 {
             return Err(StoreError::NotFound("algorithm"));
         }
@@ -97,13 +105,23 @@ impl Store {
     }
 
     /// The algorithms assigned to a workspace, each with its config (null: the default applies).
-    pub async fn workspace_assignments(&self, workspace_id: i64) -> StoreResult<Vec<(String, Option<serde_json::Value>)>> {
-        let rows = sqlx::query("SELECT algorithm_id, config FROM workspace_algorithms WHERE workspace_id = $1 ORDER BY algorithm_id")
-            .bind(workspace_id)
-            .fetch_all(&self.pool)
-            .await?;
+    pub async fn workspace_assignments(
+        &self,
+        workspace_id: i64,
+    ) -> StoreResult<Vec<(String, Option<serde_json::Value>)>> {
+        let rows = sqlx::query(
+            "SELECT algorithm_id, config FROM workspace_algorithms WHERE workspace_id = $1 ORDER BY algorithm_id",
+        )
+        .bind(workspace_id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
-            .map(|r| Ok((r.get("algorithm_id"), r.get::<Option<&str>, _>("config").map(from_json).transpose()?)))
+            .map(|r| {
+                Ok((
+                    r.get("algorithm_id"),
+                    r.get::<Option<&str>, _>("config").map(from_json).transpose()?,
+                ))
+            })
             .collect()
     }
 
@@ -130,21 +148,32 @@ impl Store {
 
     /// The requested IDs the workspace may not run, in request order.
     pub async fn unavailable(&self, workspace: &Workspace, ids: &[String]) -> StoreResult<Vec<String>> {
-        let available: Vec<String> = self.available_algorithms(workspace).await?.into_iter().map(|a| a.algorithm_id).collect();
+        let available: Vec<String> = self
+            .available_algorithms(workspace)
+            .await?
+            .into_iter()
+            .map(|a| a.algorithm_id)
+            .collect();
         Ok(ids.iter().filter(|id| !available.contains(id)).cloned().collect())
     }
 
     /// The algorithms assigned to a workspace (what ingestion runs by default).
     pub async fn assigned_algorithm_ids(&self, workspace_id: i64) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query("SELECT algorithm_id FROM workspace_algorithms WHERE workspace_id = $1 ORDER BY algorithm_id")
-            .bind(workspace_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT algorithm_id FROM workspace_algorithms WHERE workspace_id = $1 ORDER BY algorithm_id")
+                .bind(workspace_id)
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.iter().map(|r| r.get("algorithm_id")).collect())
     }
 
     /// Assigns an algorithm to a workspace with an optional config (replacing an earlier assignment).
-    pub async fn assign_algorithm(&self, workspace_id: i64, algorithm_id: &str, config: Option<&serde_json::Value>) -> StoreResult<()> {
+    pub async fn assign_algorithm(
+        &self,
+        workspace_id: i64,
+        algorithm_id: &str,
+        config: Option<&serde_json::Value>,
+    ) -> StoreResult<()> {
         self.workspace(workspace_id).await?;
         self.algorithm(algorithm_id).await?;
         sqlx::query(
@@ -168,7 +197,11 @@ impl Store {
             .execute(&self.pool)
             .await?
             .rows_affected();
-        if changed == 0 { Err(StoreError::NotFound("algorithm assignment")) } else { Ok(()) }
+        if changed == 0 {
+            Err(StoreError::NotFound("algorithm assignment"))
+        } else {
+            Ok(())
+        }
     }
 
     /// Pending runs for these algorithms, each with the config it will run with
@@ -176,7 +209,10 @@ impl Store {
     pub async fn new_runs(&self, workspace_id: i64, algorithm_ids: &[String]) -> StoreResult<Vec<super::NewRun>> {
         let mut runs = Vec::with_capacity(algorithm_ids.len());
         for id in algorithm_ids {
-            runs.push(super::NewRun { algorithm_id: id.clone(), config: self.algorithm_config(workspace_id, id).await? });
+            runs.push(super::NewRun {
+                algorithm_id: id.clone(),
+                config: self.algorithm_config(workspace_id, id).await?,
+            });
         }
         Ok(runs)
     }

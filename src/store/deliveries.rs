@@ -79,7 +79,11 @@ impl Store {
     /// The nearest level (workspace, organization, partner) with a webhook endpoint.
     pub async fn nearest_endpoint(&self, workspace_id: i64) -> StoreResult<Option<Entity>> {
         let workspace = self.workspace(workspace_id).await?;
-        for entity in [Entity::Workspace(workspace.id), Entity::Organization(workspace.organization_id), Entity::Partner(workspace.partner_id)] {
+        for entity in [
+            Entity::Workspace(workspace.id),
+            Entity::Organization(workspace.organization_id),
+            Entity::Partner(workspace.partner_id),
+        ] {
             if self.endpoint(entity).await?.is_some() {
                 return Ok(Some(entity));
             }
@@ -105,7 +109,12 @@ impl Store {
     }
 
     /// Claims up to `limit` due deliveries whose lease is absent or expired.
-    pub async fn claim_deliveries(&self, worker: &str, lease_until: &str, limit: i64) -> StoreResult<Vec<DeliveryWork>> {
+    pub async fn claim_deliveries(
+        &self,
+        worker: &str,
+        lease_until: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<DeliveryWork>> {
         let now = self.now();
         let rows = sqlx::query(&format!(
             "UPDATE deliveries SET lease_owner = $1, lease_expires_at = $2
@@ -222,7 +231,14 @@ impl Store {
                 .bind(job_id)
                 .execute(&mut *tx)
                 .await?;
-            Self::add_event_in(&mut tx, job_id, "info", &format!("{queued} webhook deliveries queued again (redeliver)"), &now).await?;
+            Self::add_event_in(
+                &mut tx,
+                job_id,
+                "info",
+                &format!("{queued} webhook deliveries queued again (redeliver)"),
+                &now,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(queued)
@@ -230,13 +246,18 @@ impl Store {
 
     /// A job's deliveries with their attempts.
     pub async fn deliveries_for_job(&self, job_id: i64) -> StoreResult<Vec<DeliveryView>> {
-        let rows = sqlx::query("SELECT * FROM deliveries WHERE job_id = $1 ORDER BY id").bind(job_id).fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM deliveries WHERE job_id = $1 ORDER BY id")
+            .bind(job_id)
+            .fetch_all(&self.pool)
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            let attempts = sqlx::query("SELECT at, status_code, latency_ms, error FROM delivery_attempts WHERE delivery_id = $1 ORDER BY id")
-                .bind(r.get::<i64, _>("id"))
-                .fetch_all(&self.pool)
-                .await?;
+            let attempts = sqlx::query(
+                "SELECT at, status_code, latency_ms, error FROM delivery_attempts WHERE delivery_id = $1 ORDER BY id",
+            )
+            .bind(r.get::<i64, _>("id"))
+            .fetch_all(&self.pool)
+            .await?;
             let status: String = r.get("status");
             out.push(DeliveryView {
                 delivery_id: r.get("delivery_id"),
@@ -250,7 +271,12 @@ impl Store {
                 finished_at: r.get("finished_at"),
                 attempt_log: attempts
                     .iter()
-                    .map(|a| AttemptView { at: a.get("at"), status_code: a.get("status_code"), latency_ms: a.get("latency_ms"), error: a.get("error") })
+                    .map(|a| AttemptView {
+                        at: a.get("at"),
+                        status_code: a.get("status_code"),
+                        latency_ms: a.get("latency_ms"),
+                        error: a.get("error"),
+                    })
                     .collect(),
             });
         }

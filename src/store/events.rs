@@ -22,7 +22,13 @@ impl Store {
         Self::add_event_in(&mut *self.pool.acquire().await?, job_id, level, message, &self.now()).await
     }
 
-    pub(super) async fn add_event_in(conn: &mut super::Conn, job_id: i64, level: &str, message: &str, now: &str) -> StoreResult<()> {
+    pub(super) async fn add_event_in(
+        conn: &mut super::Conn,
+        job_id: i64,
+        level: &str,
+        message: &str,
+        now: &str,
+    ) -> StoreResult<()> {
         sqlx::query("INSERT INTO job_events (job_id, at, level, message) VALUES ($1, $2, $3, $4)")
             .bind(job_id)
             .bind(now)
@@ -39,6 +45,13 @@ impl Store {
             .bind(job_id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(|r| JobEvent { at: r.get("at"), level: r.get("level"), message: r.get("message") }).collect())
+        Ok(rows
+            .iter()
+            .map(|r| JobEvent {
+                at: r.get("at"),
+                level: r.get("level"),
+                message: r.get("message"),
+            })
+            .collect())
     }
 }

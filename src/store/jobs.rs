@@ -7,7 +7,6 @@ use sqlx::Row;
 
 use super::{Scope, Store, StoreError, StoreResult, from_json};
 
-
 /// A job as stored.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobRow {
@@ -164,7 +163,11 @@ impl Store {
         let now = self.now();
         // Read before the transaction: a transaction that reads first cannot
         // always upgrade to a write under SQLite WAL.
-        let webhook = if new.analytics_only { None } else { self.nearest_endpoint(new.workspace_id).await? };
+        let webhook = if new.analytics_only {
+            None
+        } else {
+            self.nearest_endpoint(new.workspace_id).await?
+        };
         let mut tx = self.pool.begin().await?;
         let transcript_sha256 = match &new.transcript {
             TranscriptSource::None => None,
@@ -214,7 +217,10 @@ impl Store {
         analytics_only: bool,
         event: String,
     ) -> StoreResult<JobRow> {
-        let transcript = parent.transcript_sha256.clone().ok_or(StoreError::NotFound("transcript"))?;
+        let transcript = parent
+            .transcript_sha256
+            .clone()
+            .ok_or(StoreError::NotFound("transcript"))?;
         self.create_job(NewJob {
             workspace_id: parent.workspace_id,
             parent_job_id: Some(parent.job_id),
@@ -284,7 +290,10 @@ impl Store {
         if changed == 0 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM algorithm_runs WHERE job_id = $1 AND status = 'pending'").bind(job_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM algorithm_runs WHERE job_id = $1 AND status = 'pending'")
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await?;
         Self::insert_runs(&mut tx, job_id, runs, &now).await?;
         Self::add_event_in(&mut tx, job_id, "info", event, &now).await?;
         tx.commit().await?;
@@ -292,22 +301,38 @@ impl Store {
     }
 
     /// Sets a job's status outside the worker (skipping, requeueing to transcription).
-    pub async fn set_job_status(&self, job_id: i64, from_status: &str, to_status: &str, error: Option<&str>, event: &str) -> StoreResult<bool> {
+    pub async fn set_job_status(
+        &self,
+        job_id: i64,
+        from_status: &str,
+        to_status: &str,
+        error: Option<&str>,
+        event: &str,
+    ) -> StoreResult<bool> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
         let completed = (to_status == "skipped").then_some(&now);
-        let changed = sqlx::query("UPDATE jobs SET status = $1, error = $2, updated_at = $3, completed_at = $4 WHERE id = $5 AND status = $6")
-            .bind(to_status)
-            .bind(error)
-            .bind(&now)
-            .bind(completed)
-            .bind(job_id)
-            .bind(from_status)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let changed = sqlx::query(
+            "UPDATE jobs SET status = $1, error = $2, updated_at = $3, completed_at = $4 WHERE id = $5 AND status = $6",
+        )
+        .bind(to_status)
+        .bind(error)
+        .bind(&now)
+        .bind(completed)
+        .bind(job_id)
+        .bind(from_status)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if changed == 1 {
-            Self::add_event_in(&mut tx, job_id, if to_status == "skipped" { "warn" } else { "info" }, event, &now).await?;
+            Self::add_event_in(
+                &mut tx,
+                job_id,
+                if to_status == "skipped" { "warn" } else { "info" },
+                event,
+                &now,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(changed == 1)
@@ -315,19 +340,28 @@ impl Store {
 
     /// How many jobs are in each status.
     pub async fn job_counts(&self) -> StoreResult<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(|r| (r.get("status"), r.get("n"))).collect())
     }
 
     /// A job by ID.
     pub async fn job(&self, id: i64) -> StoreResult<JobRow> {
-        let row = sqlx::query("SELECT * FROM jobs WHERE id = $1").bind(id).fetch_optional(&self.pool).await?.ok_or(StoreError::NotFound("job"))?;
+        let row = sqlx::query("SELECT * FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("job"))?;
         job(&row)
     }
 
     /// IDs of a job's child jobs, oldest first.
     pub async fn child_job_ids(&self, id: i64) -> StoreResult<Vec<i64>> {
-        let rows = sqlx::query("SELECT id FROM jobs WHERE parent_job_id = $1 ORDER BY id").bind(id).fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT id FROM jobs WHERE parent_job_id = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(|r| r.get("id")).collect())
     }
 
@@ -378,12 +412,22 @@ impl Store {
     }
 
     /// Jobs a scope reaches with these source IDs, newest first.
-    pub async fn lookup_jobs(&self, scope: &Scope, source_call_id: Option<&str>, source_company_id: Option<&str>) -> StoreResult<Vec<JobRow>> {
+    pub async fn lookup_jobs(
+        &self,
+        scope: &Scope,
+        source_call_id: Option<&str>,
+        source_company_id: Option<&str>,
+    ) -> StoreResult<Vec<JobRow>> {
         let sql = format!(
             "SELECT * FROM jobs WHERE {} AND ($2 IS NULL OR source_call_id = $2) AND ($3 IS NULL OR source_company_id = $3) ORDER BY id DESC LIMIT 100",
             scope_condition(scope)
         );
-        let rows = sqlx::query(&sql).bind(scope.id()).bind(source_call_id).bind(source_company_id).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql)
+            .bind(scope.id())
+            .bind(source_call_id)
+            .bind(source_company_id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(job).collect()
     }
 }

@@ -102,7 +102,12 @@ impl Store {
         let Some(id) = id else {
             return self.key_by_token(token).await?.ok_or(StoreError::NotFound("api key"));
         };
-        Ok(ApiKey { id, scope, token_hint: hint, created_at: now })
+        Ok(ApiKey {
+            id,
+            scope,
+            token_hint: hint,
+            created_at: now,
+        })
     }
 
     /// The live key a token belongs to.
@@ -126,9 +131,10 @@ impl Store {
 
     /// Whether any live platform key exists (a first start creates one).
     pub async fn has_platform_key(&self) -> StoreResult<bool> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE scope_type = 'platform' AND revoked_at IS NULL")
-            .fetch_one(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE scope_type = 'platform' AND revoked_at IS NULL")
+                .fetch_one(&self.pool)
+                .await?;
         Ok(row.get::<i64, _>("n") > 0)
     }
 
@@ -140,6 +146,10 @@ impl Store {
             .execute(&self.pool)
             .await?
             .rows_affected();
-        if changed == 0 { Err(StoreError::NotFound("api key")) } else { Ok(()) }
+        if changed == 0 {
+            Err(StoreError::NotFound("api key"))
+        } else {
+            Ok(())
+        }
     }
 }

@@ -45,11 +45,11 @@ pub use algorithms::AlgorithmRow;
 pub use deliveries::{AttemptOutcome, DeliveryView, DeliveryWork};
 pub use events::JobEvent;
 pub use jobs::{JobFilter, JobRow, NewJob, NewRun, TranscriptSource};
-pub use transcripts::TranscriptSummary;
-pub use webhooks::{CredentialRow, EndpointRow, Entity};
 pub use keys::{ApiKey, Scope};
 pub use runs::{ClaimedJob, ExistingRun, RunRow};
 pub use tenants::{Organization, Partner, Workspace};
+pub use transcripts::TranscriptSummary;
+pub use webhooks::{CredentialRow, EndpointRow, Entity};
 
 use crate::clock::{self, SharedClock};
 
@@ -112,13 +112,22 @@ impl Store {
             }
         };
         let pool = if url.starts_with("sqlite:") {
-            let url = if url.contains('?') { url.clone() } else { format!("{url}?mode=rwc") };
+            let url = if url.contains('?') {
+                url.clone()
+            } else {
+                format!("{url}?mode=rwc")
+            };
             let pool = AnyPoolOptions::new()
                 .max_connections(8)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         // WAL: readers never block the writer; a busy writer is waited for, not failed.
-                        for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 10000"] {
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = NORMAL",
+                            "PRAGMA foreign_keys = ON",
+                            "PRAGMA busy_timeout = 10000",
+                        ] {
                             sqlx::Executor::execute(&mut *conn, pragma).await?;
                         }
                         Ok(())
@@ -129,14 +138,23 @@ impl Store {
             sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
             (pool, Backend::Sqlite)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let pool = AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(&url).await?;
+            let pool = AnyPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(&url)
+                .await?;
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
             (pool, Backend::Postgres)
         } else {
             anyhow::bail!("unsupported database URL {url:?}: use sqlite://PATH or postgres://USER@HOST/DATABASE");
         };
         let postgres_url = (pool.1 == Backend::Postgres).then(|| std::sync::Arc::from(url.as_str()));
-        Ok(Self { pool: pool.0, clock, backend: pool.1, postgres_url })
+        Ok(Self {
+            pool: pool.0,
+            clock,
+            backend: pool.1,
+            postgres_url,
+        })
     }
 
     /// Which database this is.
@@ -149,7 +167,9 @@ impl Store {
     /// instead of at their next poll. SQLite: nothing to do.
     pub async fn announce_work(&self) -> StoreResult<()> {
         if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_notify('gensail_work', '')").execute(&self.pool).await?;
+            sqlx::query("SELECT pg_notify('gensail_work', '')")
+                .execute(&self.pool)
+                .await?;
         }
         Ok(())
     }
@@ -202,7 +222,10 @@ impl Store {
     /// runs writing transactions one at a time.
     async fn lock_job(&self, tx: &mut Conn, job_id: i64) -> StoreResult<()> {
         if self.backend == Backend::Postgres {
-            sqlx::query("SELECT id FROM jobs WHERE id = $1 FOR UPDATE").bind(job_id).execute(&mut *tx).await?;
+            sqlx::query("SELECT id FROM jobs WHERE id = $1 FOR UPDATE")
+                .bind(job_id)
+                .execute(&mut *tx)
+                .await?;
         }
         Ok(())
     }

@@ -96,14 +96,20 @@ pub struct ClaimedJob {
 impl Store {
     /// A job's runs, oldest first.
     pub async fn runs_for_job(&self, job_id: i64) -> StoreResult<Vec<RunRow>> {
-        let rows = sqlx::query("SELECT * FROM algorithm_runs WHERE job_id = $1 ORDER BY id").bind(job_id).fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM algorithm_runs WHERE job_id = $1 ORDER BY id")
+            .bind(job_id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(run).collect()
     }
 
     /// One run.
     pub async fn run(&self, id: i64) -> StoreResult<RunRow> {
-        let row =
-            sqlx::query("SELECT * FROM algorithm_runs WHERE id = $1").bind(id).fetch_optional(&self.pool).await?.ok_or(StoreError::NotFound("run"))?;
+        let row = sqlx::query("SELECT * FROM algorithm_runs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("run"))?;
         run(&row)
     }
 
@@ -122,9 +128,17 @@ impl Store {
         .await?;
         let found: Vec<ExistingRun> = rows
             .iter()
-            .map(|r| ExistingRun { algorithm_run_id: r.get("id"), algorithm_id: r.get("algorithm_id"), status: r.get("status"), job_id: r.get("job_id") })
+            .map(|r| ExistingRun {
+                algorithm_run_id: r.get("id"),
+                algorithm_id: r.get("algorithm_id"),
+                status: r.get("status"),
+                job_id: r.get("job_id"),
+            })
             .collect();
-        Ok(algorithm_ids.iter().filter_map(|id| found.iter().find(|r| &r.algorithm_id == id).cloned()).collect())
+        Ok(algorithm_ids
+            .iter()
+            .filter_map(|id| found.iter().find(|r| &r.algorithm_id == id).cloned())
+            .collect())
     }
 
     /// Claims the oldest job that has work and no live lease: `queued` or
@@ -182,7 +196,10 @@ impl Store {
     /// delivery, in one transaction (the outbox). A run already completed (by
     /// a worker whose lease this one outlived) is left alone: no run completes twice.
     pub async fn finish_run(&self, run_id: i64, report: &RunReport) -> StoreResult<bool> {
-        let error = report.error.as_ref().map(|e| serde_json::to_string(e).expect("errors serialize"));
+        let error = report
+            .error
+            .as_ref()
+            .map(|e| serde_json::to_string(e).expect("errors serialize"));
         let now = self.now();
         let mut tx = self.pool.begin().await?;
         let changed = sqlx::query(
@@ -220,12 +237,19 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        Self::commit_settled_run(tx, run_id, changed == 1, &now).await.map(|_| ())
+        Self::commit_settled_run(tx, run_id, changed == 1, &now)
+            .await
+            .map(|_| ())
     }
 
     /// Ends the transaction that settled a run: a run that was settled now
     /// gets its webhook delivery in the same transaction (the outbox).
-    async fn commit_settled_run(mut tx: sqlx::Transaction<'_, sqlx::Any>, run_id: i64, settled: bool, now: &str) -> StoreResult<bool> {
+    async fn commit_settled_run(
+        mut tx: sqlx::Transaction<'_, sqlx::Any>,
+        run_id: i64,
+        settled: bool,
+        now: &str,
+    ) -> StoreResult<bool> {
         if settled {
             Self::enqueue_delivery(&mut tx, run_id, now).await?;
         }
@@ -275,10 +299,23 @@ impl Store {
         .await?
         .get("status");
         if outcome == "failed" {
-            sqlx::query("UPDATE jobs SET error = 'every algorithm run failed' WHERE id = $1").bind(job_id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE jobs SET error = 'every algorithm run failed' WHERE id = $1")
+                .bind(job_id)
+                .execute(&mut *tx)
+                .await?;
         }
-        let message = format!("{outcome}: {} of {total} runs completed, {failed} failed (worker {worker})", total - failed);
-        Self::add_event_in(&mut tx, job_id, if failed > 0 { "warn" } else { "info" }, &message, &now).await?;
+        let message = format!(
+            "{outcome}: {} of {total} runs completed, {failed} failed (worker {worker})",
+            total - failed
+        );
+        Self::add_event_in(
+            &mut tx,
+            job_id,
+            if failed > 0 { "warn" } else { "info" },
+            &message,
+            &now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(status))
     }

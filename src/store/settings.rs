@@ -6,12 +6,17 @@ impl Store {
     /// Records `value` under `name` unless a value is already recorded, and
     /// returns the recorded one (the first server to start decides).
     pub async fn agree_on_setting(&self, name: &str, value: &str) -> StoreResult<String> {
-        sqlx::query("INSERT INTO service_settings (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
+        sqlx::query(
+            "INSERT INTO service_settings (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(self.now())
+        .execute(&self.pool)
+        .await?;
+        Ok(sqlx::query_scalar("SELECT value FROM service_settings WHERE name = $1")
             .bind(name)
-            .bind(value)
-            .bind(self.now())
-            .execute(&self.pool)
-            .await?;
-        Ok(sqlx::query_scalar("SELECT value FROM service_settings WHERE name = $1").bind(name).fetch_one(&self.pool).await?)
+            .fetch_one(&self.pool)
+            .await?)
     }
 }

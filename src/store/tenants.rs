@@ -55,24 +55,40 @@ impl Store {
             .bind(&now)
             .fetch_one(&self.pool)
             .await?;
-        Ok(Partner { id, name: name.to_owned(), created_at: now })
+        Ok(Partner {
+            id,
+            name: name.to_owned(),
+            created_at: now,
+        })
     }
 
     /// Creates an organization under an existing partner.
     pub async fn create_organization(&self, partner_id: i64, name: &str) -> StoreResult<Organization> {
         self.partner(partner_id).await?;
         let now = self.now();
-        let id: i64 = sqlx::query_scalar("INSERT INTO organizations (partner_id, name, created_at) VALUES ($1, $2, $3) RETURNING id")
-            .bind(partner_id)
-            .bind(name)
-            .bind(&now)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(Organization { id, partner_id, name: name.to_owned(), created_at: now })
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO organizations (partner_id, name, created_at) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(partner_id)
+        .bind(name)
+        .bind(&now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Organization {
+            id,
+            partner_id,
+            name: name.to_owned(),
+            created_at: now,
+        })
     }
 
     /// Creates a workspace under an existing organization.
-    pub async fn create_workspace(&self, organization_id: i64, name: &str, min_duration_seconds: Option<i64>) -> StoreResult<Workspace> {
+    pub async fn create_workspace(
+        &self,
+        organization_id: i64,
+        name: &str,
+        min_duration_seconds: Option<i64>,
+    ) -> StoreResult<Workspace> {
         self.organization(organization_id).await?;
         let now = self.now();
         let id: i64 = sqlx::query_scalar("INSERT INTO workspaces (organization_id, name, min_duration_seconds, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
@@ -106,7 +122,11 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .ok_or(StoreError::NotFound("partner"))?;
-        Ok(Partner { id: row.get("id"), name: row.get("name"), created_at: row.get("created_at") })
+        Ok(Partner {
+            id: row.get("id"),
+            name: row.get("name"),
+            created_at: row.get("created_at"),
+        })
     }
 
     /// An organization by ID.
@@ -116,7 +136,12 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .ok_or(StoreError::NotFound("organization"))?;
-        Ok(Organization { id: row.get("id"), partner_id: row.get("partner_id"), name: row.get("name"), created_at: row.get("created_at") })
+        Ok(Organization {
+            id: row.get("id"),
+            partner_id: row.get("partner_id"),
+            name: row.get("name"),
+            created_at: row.get("created_at"),
+        })
     }
 
     /// A workspace by ID, with its partner.
@@ -141,7 +166,10 @@ impl Store {
 
     /// The oldest workspace with this name (the demo finds its own by name).
     pub async fn find_workspace_by_name(&self, name: &str) -> StoreResult<Option<Workspace>> {
-        let row = sqlx::query("SELECT id FROM workspaces WHERE name = $1 ORDER BY id LIMIT 1").bind(name).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT id FROM workspaces WHERE name = $1 ORDER BY id LIMIT 1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
         match row {
             Some(r) => Ok(Some(self.workspace(r.get("id")).await?)),
             None => Ok(None),

@@ -24,7 +24,11 @@ pub struct TranscriptSummary {
 
 impl Store {
     /// Stores a transcript (once per distinct content) and returns its hash.
-    pub(super) async fn put_transcript(tx: &mut super::Conn, transcript: &Transcript, now: &str) -> StoreResult<String> {
+    pub(super) async fn put_transcript(
+        tx: &mut super::Conn,
+        transcript: &Transcript,
+        now: &str,
+    ) -> StoreResult<String> {
         let content = serde_json::to_string(transcript).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let sha256 = hex::encode(Sha256::digest(content.as_bytes()));
         let speech = transcript.segments.iter().filter(|s| !s.text.trim().is_empty()).count();
@@ -42,7 +46,11 @@ impl Store {
         .await?
         .rows_affected();
         if inserted == 1 {
-            sqlx::query("INSERT INTO transcript_contents (sha256, content) VALUES ($1, $2)").bind(&sha256).bind(&content).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO transcript_contents (sha256, content) VALUES ($1, $2)")
+                .bind(&sha256)
+                .bind(&content)
+                .execute(&mut *tx)
+                .await?;
         }
         Ok(sha256)
     }

@@ -100,7 +100,13 @@ impl Store {
     /// its signing secret; an existing one keeps its secret and is re-enabled.
     /// Returns whether the endpoint was created (the stored secret is the new,
     /// freshly sealed one, which no earlier row can equal).
-    pub async fn put_endpoint(&self, entity: Entity, url: &str, new_secret_enc: &str, new_secret_hint: &str) -> StoreResult<bool> {
+    pub async fn put_endpoint(
+        &self,
+        entity: Entity,
+        url: &str,
+        new_secret_enc: &str,
+        new_secret_hint: &str,
+    ) -> StoreResult<bool> {
         let now = self.now();
         let row = sqlx::query(
             "INSERT INTO webhook_endpoints (entity_type, entity_id, url, signing_secret_enc, signing_secret_hint, created_at, updated_at)
@@ -140,7 +146,8 @@ impl Store {
 
     /// Removes an entity's endpoint.
     pub async fn delete_endpoint(&self, entity: Entity) -> StoreResult<()> {
-        self.delete_webhook_row("webhook_endpoints", entity, "webhook endpoint").await
+        self.delete_webhook_row("webhook_endpoints", entity, "webhook endpoint")
+            .await
     }
 
     /// Sets an entity's outbound credential (secret already sealed).
@@ -184,16 +191,23 @@ impl Store {
 
     /// Removes an entity's credential.
     pub async fn delete_credential(&self, entity: Entity) -> StoreResult<()> {
-        self.delete_webhook_row("webhook_credentials", entity, "webhook credential").await
+        self.delete_webhook_row("webhook_credentials", entity, "webhook credential")
+            .await
     }
 
     async fn delete_webhook_row(&self, table: &'static str, entity: Entity, what: &'static str) -> StoreResult<()> {
-        let changed = sqlx::query(&format!("DELETE FROM {table} WHERE entity_type = $1 AND entity_id = $2"))
-            .bind(entity.type_name())
-            .bind(entity.id())
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        if changed == 0 { Err(StoreError::NotFound(what)) } else { Ok(()) }
+        let changed = sqlx::query(&format!(
+            "DELETE FROM {table} WHERE entity_type = $1 AND entity_id = $2"
+        ))
+        .bind(entity.type_name())
+        .bind(entity.id())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            Err(StoreError::NotFound(what))
+        } else {
+            Ok(())
+        }
     }
 }

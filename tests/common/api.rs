@@ -21,7 +21,9 @@ pub struct Reply {
 
 impl Reply {
     pub fn detail(&self) -> &str {
-        self.body["detail"].as_str().unwrap_or_else(|| panic!("no detail in {} {}", self.status, self.body))
+        self.body["detail"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no detail in {} {}", self.status, self.body))
     }
 }
 
@@ -67,7 +69,9 @@ fn copy_hostile() -> PathBuf {
 /// The PostgreSQL server the suite runs against, when `GENSAIL_TEST_POSTGRES_URL`
 /// names one (`.ci/run` starts it); otherwise every server uses SQLite.
 pub fn postgres_url() -> Option<String> {
-    std::env::var("GENSAIL_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())
+    std::env::var("GENSAIL_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
 }
 
 /// A new, empty database on the test PostgreSQL server (one per test server,
@@ -88,10 +92,18 @@ impl TestServer {
             return bytes;
         };
         let mut conn = sqlx::postgres::PgConnection::connect(url).await.unwrap();
-        let tables: Vec<String> = sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'").fetch_all(&mut conn).await.unwrap();
+        let tables: Vec<String> =
+            sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
         let mut bytes = Vec::new();
         for table in tables {
-            for row in sqlx::query(&format!("SELECT t::text AS row FROM {table} t")).fetch_all(&mut conn).await.unwrap() {
+            for row in sqlx::query(&format!("SELECT t::text AS row FROM {table} t"))
+                .fetch_all(&mut conn)
+                .await
+                .unwrap()
+            {
                 bytes.extend(row.get::<String, _>("row").into_bytes());
             }
         }
@@ -108,9 +120,17 @@ impl TestServer {
         Self::launch(data, fresh_database().await, clock, configure).await
     }
 
-    async fn launch(data: Arc<tempfile::TempDir>, database_url: Option<String>, clock: Arc<ManualClock>, configure: impl FnOnce(&mut ServeConfig)) -> Self {
+    async fn launch(
+        data: Arc<tempfile::TempDir>,
+        database_url: Option<String>,
+        clock: Arc<ManualClock>,
+        configure: impl FnOnce(&mut ServeConfig),
+    ) -> Self {
         // The server's warnings and errors (a 500's cause) appear in a failing test's output.
-        let _ = tracing_subscriber::fmt().with_env_filter("gensail=warn").with_test_writer().try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("gensail=warn")
+            .with_test_writer()
+            .try_init();
         let mut config = ServeConfig::new(data.path().to_path_buf());
         config.database_url = database_url.clone();
         config.bind = "127.0.0.1:0".parse().unwrap();
@@ -129,13 +149,29 @@ impl TestServer {
         let handle = tokio::spawn(server.run(async move {
             let _ = stopped.await;
         }));
-        Self { base, platform: PLATFORM_TOKEN.into(), clock, state, data, database_url, client: reqwest::Client::new(), stop: Some(stop), handle: Some(handle) }
+        Self {
+            base,
+            platform: PLATFORM_TOKEN.into(),
+            clock,
+            state,
+            data,
+            database_url,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            handle: Some(handle),
+        }
     }
 
     /// Stops gracefully and starts again on the same data (a restart).
     pub async fn restart(mut self, configure: impl FnOnce(&mut ServeConfig)) -> Self {
         self.shutdown().await;
-        Self::launch(self.data.clone(), self.database_url.clone(), self.clock.clone(), configure).await
+        Self::launch(
+            self.data.clone(),
+            self.database_url.clone(),
+            self.clock.clone(),
+            configure,
+        )
+        .await
     }
 
     pub async fn shutdown(&mut self) {
@@ -147,7 +183,13 @@ impl TestServer {
         }
     }
 
-    pub async fn request(&self, method: reqwest::Method, token: Option<&str>, path: &str, body: Option<Value>) -> Reply {
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        token: Option<&str>,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
         let mut req = self.client.request(method, format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -163,22 +205,40 @@ impl TestServer {
         let status = resp.status();
         let headers = resp.headers().clone();
         let text = resp.text().await.unwrap();
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")) };
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
+        };
         Reply { status, body, headers }
     }
 
     /// `POST /api/v1/algorithms` with the component as `application/wasm`; `query` is the manifest ("" or "activate=false&…").
     pub async fn publish(&self, token: &str, component: Vec<u8>, query: &str) -> Reply {
-        let req = self.client.post(format!("{}/api/v1/algorithms?{query}", self.base)).bearer_auth(token).header("content-type", "application/wasm").body(component);
+        let req = self
+            .client
+            .post(format!("{}/api/v1/algorithms?{query}", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/wasm")
+            .body(component);
         Self::send(req).await
     }
 
     /// `POST /api/v1/algorithms` as multipart with a manifest part.
     pub async fn publish_multipart(&self, token: &str, component: Vec<u8>, manifest: &Value) -> Reply {
         let form = reqwest::multipart::Form::new()
-            .part("component", reqwest::multipart::Part::bytes(component).file_name("plugin.wasm"))
+            .part(
+                "component",
+                reqwest::multipart::Part::bytes(component).file_name("plugin.wasm"),
+            )
             .part("manifest", reqwest::multipart::Part::text(manifest.to_string()));
-        Self::send(self.client.post(format!("{}/api/v1/algorithms", self.base)).bearer_auth(token).multipart(form)).await
+        Self::send(
+            self.client
+                .post(format!("{}/api/v1/algorithms", self.base))
+                .bearer_auth(token)
+                .multipart(form),
+        )
+        .await
     }
 
     /// The runs of a job.
@@ -205,13 +265,33 @@ impl TestServer {
 
     /// A partner with an organization and a workspace, and a key for each.
     pub async fn tenant(&self, name: &str) -> Tenant {
-        let partner = self.ok(&self.platform, "/api/v1/partners", json!({"name": name}), 201).await["id"].as_i64().unwrap();
-        let organization = self.ok(&self.platform, "/api/v1/organizations", json!({"partner_id": partner, "name": format!("{name} org")}), 201).await["id"]
+        let partner = self
+            .ok(&self.platform, "/api/v1/partners", json!({"name": name}), 201)
+            .await["id"]
+            .as_i64()
+            .unwrap();
+        let organization = self
+            .ok(
+                &self.platform,
+                "/api/v1/organizations",
+                json!({"partner_id": partner, "name": format!("{name} org")}),
+                201,
+            )
+            .await["id"]
             .as_i64()
             .unwrap();
         let workspace = self.workspace(organization, &format!("{name} ws")).await;
         let key = |scope_type: &'static str, scope_id: i64| async move {
-            self.ok(&self.platform, "/api/v1/keys", json!({"scope_type": scope_type, "scope_id": scope_id}), 201).await["token"].as_str().unwrap().to_owned()
+            self.ok(
+                &self.platform,
+                "/api/v1/keys",
+                json!({"scope_type": scope_type, "scope_id": scope_id}),
+                201,
+            )
+            .await["token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
         };
         Tenant {
             partner,
@@ -224,19 +304,43 @@ impl TestServer {
     }
 
     pub async fn workspace(&self, organization: i64, name: &str) -> i64 {
-        self.ok(&self.platform, "/api/v1/workspaces", json!({"organization_id": organization, "name": name}), 201).await["id"].as_i64().unwrap()
+        self.ok(
+            &self.platform,
+            "/api/v1/workspaces",
+            json!({"organization_id": organization, "name": name}),
+            201,
+        )
+        .await["id"]
+            .as_i64()
+            .unwrap()
     }
 
     pub async fn key(&self, scope_type: &str, scope_id: i64) -> String {
-        self.ok(&self.platform, "/api/v1/keys", json!({"scope_type": scope_type, "scope_id": scope_id}), 201).await["token"].as_str().unwrap().to_owned()
+        self.ok(
+            &self.platform,
+            "/api/v1/keys",
+            json!({"scope_type": scope_type, "scope_id": scope_id}),
+            201,
+        )
+        .await["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// Ingests a fixture call with these algorithms; returns the job ID.
     pub async fn ingest(&self, token: &str, workspace: i64, fixture: &str, algorithm_ids: &[&str]) -> i64 {
-        let text = std::fs::read_to_string(format!("{}/plugins/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-        let transcript: Value = if fixture.ends_with(".json") { serde_json::from_str(&text).unwrap() } else { Value::String(text) };
+        let text =
+            std::fs::read_to_string(format!("{}/plugins/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let transcript: Value = if fixture.ends_with(".json") {
+            serde_json::from_str(&text).unwrap()
+        } else {
+            Value::String(text)
+        };
         let body = json!({"workspace_id": workspace, "transcript": transcript, "algorithm_ids": algorithm_ids, "source_call_id": format!("call-{fixture}")});
-        self.ok(token, "/api/v1/calls/transcript", body, 202).await["job_id"].as_i64().unwrap()
+        self.ok(token, "/api/v1/calls/transcript", body, 202).await["job_id"]
+            .as_i64()
+            .unwrap()
     }
 
     /// Polls a job until it reaches a final status (the worker runs on real time).
@@ -252,7 +356,11 @@ impl TestServer {
                 assert_eq!(r.status, StatusCode::OK, "{}", r.body);
                 return r.body;
             }
-            assert!(std::time::Instant::now() < deadline, "job {job_id} did not finish: {}", r.body);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "job {job_id} did not finish: {}",
+                r.body
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -260,9 +368,15 @@ impl TestServer {
     /// Polls until the job has finished its analysis (publishing or final); returns the status.
     pub async fn wait_publishing(&self, token: &str, job_id: i64) -> String {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        assert_eq!(self.get(token, &format!("/api/v1/jobs/{job_id}")).await.status, StatusCode::OK);
+        assert_eq!(
+            self.get(token, &format!("/api/v1/jobs/{job_id}")).await.status,
+            StatusCode::OK
+        );
         loop {
-            let status = self.get(&self.platform, &format!("/api/v1/jobs/{job_id}")).await.body["status"].as_str().unwrap().to_owned();
+            let status = self.get(&self.platform, &format!("/api/v1/jobs/{job_id}")).await.body["status"]
+                .as_str()
+                .unwrap()
+                .to_owned();
             if status != "analyzing" && status != "queued" {
                 return status;
             }

@@ -20,7 +20,12 @@ pub fn engine() -> Engine {
 /// An engine with other default limits.
 pub fn engine_with(default_limits: Limits) -> Engine {
     let cache_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache");
-    Engine::new(EngineConfig { default_limits, cache_dir: Some(cache_dir), ..EngineConfig::default() }).expect("engine")
+    Engine::new(EngineConfig {
+        default_limits,
+        cache_dir: Some(cache_dir),
+        ..EngineConfig::default()
+    })
+    .expect("engine")
 }
 
 /// The bytes of a component built from `plugins/` (bundled or test guest).
@@ -31,7 +36,9 @@ pub fn wasm(name: &str) -> Vec<u8> {
 
 /// A transcript fixture from `plugins/fixtures/`.
 pub fn fixture(name: &str) -> Transcript {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("plugins/fixtures").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("plugins/fixtures")
+        .join(name);
     Transcript::parse(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 

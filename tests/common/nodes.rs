@@ -20,8 +20,12 @@ pub const SECRET_KEY: &str = "42424242424242424242424242424242424242424242424242
 pub async fn create_database(admin_url: &str) -> String {
     use sqlx::Connection;
     let name = format!("gensail_test_{}", hex::encode(rand::random::<[u8; 8]>()));
-    let mut conn = sqlx::postgres::PgConnection::connect(admin_url).await.expect("connect to the PostgreSQL server");
-    sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str()).await.expect("create a database");
+    let mut conn = sqlx::postgres::PgConnection::connect(admin_url)
+        .await
+        .expect("connect to the PostgreSQL server");
+    sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create a database");
     let (base, _) = admin_url.rsplit_once('/').expect("a postgres URL ends with /DATABASE");
     format!("{base}/{name}")
 }
@@ -53,18 +57,38 @@ impl ApiNode {
         let handle = tokio::spawn(server.run(async move {
             let _ = stopped.await;
         }));
-        Self { base, state, stop: Some(stop), handle: Some(handle) }
+        Self {
+            base,
+            state,
+            stop: Some(stop),
+            handle: Some(handle),
+        }
     }
 
-    pub async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = reqwest::Client::new().request(method, format!("{}{path}", self.base)).bearer_auth(token);
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);
         }
         let response = request.send().await.unwrap();
         let status = response.status();
         let text = response.text().await.unwrap();
-        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
+        (
+            status,
+            if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap()
+            },
+        )
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Value {
@@ -88,17 +112,38 @@ impl ApiNode {
 
     /// A partner → organization → workspace; returns the workspace ID.
     pub async fn workspace(&self) -> i64 {
-        let partner = self.post("/api/v1/partners", json!({"name": "acme"})).await["id"].as_i64().unwrap();
-        let organization = self.post("/api/v1/organizations", json!({"partner_id": partner, "name": "acme org"})).await["id"].as_i64().unwrap();
-        self.post("/api/v1/workspaces", json!({"organization_id": organization, "name": "acme ws"})).await["id"].as_i64().unwrap()
+        let partner = self.post("/api/v1/partners", json!({"name": "acme"})).await["id"]
+            .as_i64()
+            .unwrap();
+        let organization = self
+            .post(
+                "/api/v1/organizations",
+                json!({"partner_id": partner, "name": "acme org"}),
+            )
+            .await["id"]
+            .as_i64()
+            .unwrap();
+        self.post(
+            "/api/v1/workspaces",
+            json!({"organization_id": organization, "name": "acme ws"}),
+        )
+        .await["id"]
+            .as_i64()
+            .unwrap()
     }
 
     /// Ingests the support call with these algorithms; returns the job ID.
     pub async fn ingest(&self, workspace: i64, algorithm_ids: &[&str], analytics_only: bool) -> i64 {
-        let transcript = std::fs::read_to_string(format!("{}/plugins/fixtures/support_resolved.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let transcript = std::fs::read_to_string(format!(
+            "{}/plugins/fixtures/support_resolved.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
         let body = json!({"workspace_id": workspace, "transcript": serde_json::from_str::<Value>(&transcript).unwrap(),
                           "algorithm_ids": algorithm_ids, "analytics_only": analytics_only});
-        self.post("/api/v1/calls/transcript", body).await["job_id"].as_i64().unwrap()
+        self.post("/api/v1/calls/transcript", body).await["job_id"]
+            .as_i64()
+            .unwrap()
     }
 
     pub async fn shutdown(mut self) {
@@ -150,5 +195,9 @@ impl Drop for Workers {
 /// A direct connection to the shared database, for what the API does not show.
 pub async fn database(url: &str) -> sqlx::AnyPool {
     sqlx::any::install_default_drivers();
-    sqlx::any::AnyPoolOptions::new().max_connections(2).connect(url).await.unwrap()
+    sqlx::any::AnyPoolOptions::new()
+        .max_connections(2)
+        .connect(url)
+        .await
+        .unwrap()
 }

@@ -49,7 +49,9 @@ impl Receiver {
         let mut receiver = Self::default();
         let listener = tokio::net::TcpListener::bind(address).await.unwrap();
         receiver.url = format!("http://{}/hooks", listener.local_addr().unwrap());
-        let app = axum::Router::new().route("/hooks", axum::routing::post(receive)).with_state(receiver.clone());
+        let app = axum::Router::new()
+            .route("/hooks", axum::routing::post(receive))
+            .with_state(receiver.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         receiver
     }
@@ -71,7 +73,11 @@ impl Receiver {
             if got.len() >= n {
                 return got;
             }
-            assert!(std::time::Instant::now() < deadline, "receiver got {} of {n} requests", got.len());
+            assert!(
+                std::time::Instant::now() < deadline,
+                "receiver got {} of {n} requests",
+                got.len()
+            );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
@@ -79,7 +85,10 @@ impl Receiver {
 
 async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> Response {
     let mut inner = receiver.inner.lock().unwrap();
-    inner.received.push(Received { headers, body: String::from_utf8_lossy(&body).into_owned() });
+    inner.received.push(Received {
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
     let (status, retry_after) = inner.script.pop_front().unwrap_or((200, None));
     let mut response = StatusCode::from_u16(status).unwrap().into_response();
     if let Some(s) = retry_after {
@@ -87,7 +96,9 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
     }
     if (300..400).contains(&status) {
         // Back to this same receiver: a client that follows redirects would be seen twice.
-        response.headers_mut().insert("location", axum::http::HeaderValue::from_static("/hooks"));
+        response
+            .headers_mut()
+            .insert("location", axum::http::HeaderValue::from_static("/hooks"));
     }
     response
 }

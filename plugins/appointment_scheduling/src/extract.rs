@@ -3,17 +3,37 @@
 use gensail_text::tokens::{Token, tokens};
 
 const MONTHS: &[&str] = &[
-    "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
 ];
-const WEEKDAYS: &[&str] = &["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+const WEEKDAYS: &[&str] = &[
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
 /// Capitalised words that start a reply but are not names.
 const NOT_NAMES: &[&str] = &[
-    "sure", "yes", "yeah", "hi", "hello", "it's", "its", "that's", "i", "i'm", "my", "okay", "ok", "um", "uh", "well", "this", "thank",
-    "thanks", "oh", "no", "so", "the", "and", "date", "name", "dr", "good", "hey",
+    "sure", "yes", "yeah", "hi", "hello", "it's", "its", "that's", "i", "i'm", "my", "okay", "ok", "um", "uh", "well",
+    "this", "thank", "thanks", "oh", "no", "so", "the", "and", "date", "name", "dr", "good", "hey",
 ];
 
 fn is_capitalised(word: &str) -> bool {
-    word.chars().next().is_some_and(char::is_uppercase) && word.chars().skip(1).all(|c| c.is_lowercase() || c == '\'' || c == '-')
+    word.chars().next().is_some_and(char::is_uppercase)
+        && word.chars().skip(1).all(|c| c.is_lowercase() || c == '\'' || c == '-')
 }
 
 /// A person's name right after `cue` ("my name is", "this is", "it's"), or at
@@ -51,13 +71,18 @@ pub fn spelled_words(text: &str) -> Vec<String> {
     text.split(|c: char| c.is_whitespace() || c == ',' || c == '.')
         .filter(|w| {
             let letters: Vec<&str> = w.split('-').collect();
-            letters.len() >= 3 && letters.iter().all(|l| l.len() == 1 && l.chars().all(|c| c.is_ascii_uppercase()))
+            letters.len() >= 3
+                && letters
+                    .iter()
+                    .all(|l| l.len() == 1 && l.chars().all(|c| c.is_ascii_uppercase()))
         })
         .map(|w| {
             let joined: String = w.split('-').collect();
             let mut chars = joined.chars();
             let first = chars.next().unwrap();
-            std::iter::once(first).chain(chars.flat_map(char::to_lowercase)).collect()
+            std::iter::once(first)
+                .chain(chars.flat_map(char::to_lowercase))
+                .collect()
         })
         .collect()
 }
@@ -67,14 +92,24 @@ pub fn phone(text: &str) -> Option<String> {
     let mut digits = String::new();
     let flush = |digits: &mut String| -> Option<String> {
         let d = std::mem::take(digits);
-        let d = if d.len() == 11 && d.starts_with('1') { d[1..].to_owned() } else { d };
+        let d = if d.len() == 11 && d.starts_with('1') {
+            d[1..].to_owned()
+        } else {
+            d
+        };
         (d.len() == 10).then(|| format!("{}-{}-{}", &d[..3], &d[3..6], &d[6..]))
     };
     let chars: Vec<char> = text.chars().collect();
     for (i, c) in chars.iter().enumerate() {
         if c.is_ascii_digit() {
             digits.push(*c);
-        } else if is_separator(*c) && !digits.is_empty() && chars[i..].iter().find(|n| !is_separator(**n)).is_some_and(char::is_ascii_digit) {
+        } else if is_separator(*c)
+            && !digits.is_empty()
+            && chars[i..]
+                .iter()
+                .find(|n| !is_separator(**n))
+                .is_some_and(char::is_ascii_digit)
+        {
             // "(555) 876-1234": separators between digit groups belong to the number.
             continue;
         } else if let Some(p) = flush(&mut digits) {
@@ -91,7 +126,8 @@ fn is_separator(c: char) -> bool {
 /// The first e-mail address.
 pub fn email(text: &str) -> Option<String> {
     tokens(text).into_iter().map(|t| t.norm).find(|w| {
-        w.split_once('@').is_some_and(|(user, host)| !user.is_empty() && host.contains('.') && !host.ends_with('.'))
+        w.split_once('@')
+            .is_some_and(|(user, host)| !user.is_empty() && host.contains('.') && !host.ends_with('.'))
     })
 }
 
@@ -104,8 +140,13 @@ fn number(word: &str) -> Option<u32> {
 }
 
 fn iso(year: u32, month: u32, day: u32) -> Option<String> {
-    let year = if year < 100 { if year > 30 { 1900 + year } else { 2000 + year } } else { year };
-    ((1..=12).contains(&month) && (1..=31).contains(&day) && (1900..=2100).contains(&year)).then(|| format!("{year:04}-{month:02}-{day:02}"))
+    let year = if year < 100 {
+        if year > 30 { 1900 + year } else { 2000 + year }
+    } else {
+        year
+    };
+    ((1..=12).contains(&month) && (1..=31).contains(&day) && (1900..=2100).contains(&year))
+        .then(|| format!("{year:04}-{month:02}-{day:02}"))
 }
 
 /// The first full date (with a year) in the text, as `YYYY-MM-DD`. Reads
@@ -115,7 +156,10 @@ pub fn date(text: &str) -> Option<String> {
     let between = |a: &Token, b: &Token| &text[a.end..b.start];
     for i in 0..toks.len() {
         let w = |k: usize| toks.get(i + k).map(|t| t.norm.as_str());
-        let month = |k: usize| w(k).and_then(|m| MONTHS.iter().position(|x| *x == m)).map(|p| p as u32 + 1);
+        let month = |k: usize| {
+            w(k).and_then(|m| MONTHS.iter().position(|x| *x == m))
+                .map(|p| p as u32 + 1)
+        };
         if let (Some(m), Some(d), Some(y)) = (month(0), w(1).and_then(number), w(2).and_then(number))
             && y >= 1000
         {
@@ -141,7 +185,9 @@ pub fn time(text: &str) -> Option<String> {
     let toks = tokens(text);
     let mut found = None;
     for (i, t) in toks.iter().enumerate() {
-        let Some(hour) = number(&t.norm).filter(|h| (1..=12).contains(h)) else { continue };
+        let Some(hour) = number(&t.norm).filter(|h| (1..=12).contains(h)) else {
+            continue;
+        };
         let next = toks.get(i + 1).map(|t| t.norm.as_str());
         let colon = text[t.end..].starts_with(':');
         let (minutes, after) = if colon {
@@ -157,10 +203,24 @@ pub fn time(text: &str) -> Option<String> {
             ("am" | "pm", _) => suffix.to_uppercase(),
             (_, Some("am" | "a.m")) => "AM".into(),
             (_, Some("pm" | "p.m")) => "PM".into(),
-            _ if colon => if hour >= 7 && hour < 12 { "AM".into() } else { "PM".into() },
+            _ if colon => {
+                if hour >= 7 && hour < 12 {
+                    "AM".into()
+                } else {
+                    "PM".into()
+                }
+            }
             _ => {
                 // A bare number is a time only after "at" ("at 11").
-                if i > 0 && toks[i - 1].norm == "at" { if (7..12).contains(&hour) { "AM".into() } else { "PM".into() } } else { continue }
+                if i > 0 && toks[i - 1].norm == "at" {
+                    if (7..12).contains(&hour) {
+                        "AM".into()
+                    } else {
+                        "PM".into()
+                    }
+                } else {
+                    continue;
+                }
             }
         };
         found = Some(format!("{hour}:{minutes:02} {meridiem}"));
@@ -179,7 +239,9 @@ pub fn day(text: &str) -> Option<String> {
             if i > 0 && matches!(toks[i - 1].norm.as_str(), "next" | "this" | "following") {
                 phrase = format!("{} {phrase}", toks[i - 1].norm);
             }
-            if toks.get(i + 1).is_some_and(|n| n.norm == "the") && toks.get(i + 2).is_some_and(|n| number(&n.norm).is_some()) {
+            if toks.get(i + 1).is_some_and(|n| n.norm == "the")
+                && toks.get(i + 2).is_some_and(|n| number(&n.norm).is_some())
+            {
                 phrase = format!("{phrase} the {}", toks[i + 2].norm);
             }
             found = Some(phrase);
@@ -196,9 +258,18 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(name_after("Sure, it's Maria Gonzalez. That's G-O-N", "").as_deref(), Some("Maria Gonzalez"));
-        assert_eq!(name_after("Hi James, this is Robert Chen. I have", "this is").as_deref(), Some("Robert Chen"));
-        assert_eq!(name_after("Aisha Rahman, date of birth June 30th", "").as_deref(), Some("Aisha Rahman"));
+        assert_eq!(
+            name_after("Sure, it's Maria Gonzalez. That's G-O-N", "").as_deref(),
+            Some("Maria Gonzalez")
+        );
+        assert_eq!(
+            name_after("Hi James, this is Robert Chen. I have", "this is").as_deref(),
+            Some("Robert Chen")
+        );
+        assert_eq!(
+            name_after("Aisha Rahman, date of birth June 30th", "").as_deref(),
+            Some("Aisha Rahman")
+        );
         assert_eq!(name_after("this is the office", "this is"), None);
     }
 
@@ -232,6 +303,9 @@ mod tests {
         assert_eq!(time("Thursday at 2 PM").as_deref(), Some("2:00 PM"));
         assert_eq!(time("95 dollars"), None);
         assert_eq!(day("next Thursday at 11 AM").as_deref(), Some("next Thursday"));
-        assert_eq!(day("for Friday the 20th at 1:30 PM").as_deref(), Some("Friday the 20th"));
+        assert_eq!(
+            day("for Friday the 20th at 1:30 PM").as_deref(),
+            Some("Friday the 20th")
+        );
     }
 }

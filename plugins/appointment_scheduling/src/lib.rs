@@ -14,30 +14,95 @@ use serde::{Deserialize, Serialize};
 
 /// Phrases by which the office confirms a slot.
 const CONFIRMATIONS: &[&str] = &[
-    "you're all set", "all set for", "i have you down", "i've booked", "booked you", "i've scheduled", "scheduled you", "i've rescheduled",
-    "rescheduled your", "i've moved", "see you on", "see you then", "you're confirmed", "is confirmed",
+    "you're all set",
+    "all set for",
+    "i have you down",
+    "i've booked",
+    "booked you",
+    "i've scheduled",
+    "scheduled you",
+    "i've rescheduled",
+    "rescheduled your",
+    "i've moved",
+    "see you on",
+    "see you then",
+    "you're confirmed",
+    "is confirmed",
 ];
 const NEW_PATIENT: &[&str] = &[
-    "new patient", "never been", "first time", "first visit", "just moved", "haven't been", "new patients",
+    "new patient",
+    "never been",
+    "first time",
+    "first visit",
+    "just moved",
+    "haven't been",
+    "new patients",
 ];
 const EXISTING_PATIENT: &[&str] = &[
-    "existing patient", "my appointment", "i have an appointment", "your last cleaning", "my last cleaning", "good to hear from you",
-    "due for my", "i see your", "been here before", "your records",
+    "existing patient",
+    "my appointment",
+    "i have an appointment",
+    "your last cleaning",
+    "my last cleaning",
+    "good to hear from you",
+    "due for my",
+    "i see your",
+    "been here before",
+    "your records",
 ];
 /// (phrase, the reason reported).
 const REASONS: &[(&str, &str)] = &[
-    ("cleaning", "cleaning"), ("checkup", "checkup"), ("check-up", "checkup"), ("exam", "exam"), ("toothache", "tooth pain"),
-    ("tooth pain", "tooth pain"), ("hurting", "tooth pain"), ("throbbing", "tooth pain"), ("chipped", "chipped tooth"),
-    ("broken tooth", "broken tooth"), ("filling", "filling"), ("crown", "crown"), ("root canal", "root canal"),
-    ("extraction", "extraction"), ("wisdom tooth", "wisdom tooth"), ("whitening", "whitening"), ("implant", "implant"),
-    ("emergency", "emergency"), ("consultation", "consultation"), ("braces", "orthodontics"), ("invisalign", "orthodontics"),
-    ("bleeding gums", "gum problem"), ("dentures", "dentures"),
+    ("cleaning", "cleaning"),
+    ("checkup", "checkup"),
+    ("check-up", "checkup"),
+    ("exam", "exam"),
+    ("toothache", "tooth pain"),
+    ("tooth pain", "tooth pain"),
+    ("hurting", "tooth pain"),
+    ("throbbing", "tooth pain"),
+    ("chipped", "chipped tooth"),
+    ("broken tooth", "broken tooth"),
+    ("filling", "filling"),
+    ("crown", "crown"),
+    ("root canal", "root canal"),
+    ("extraction", "extraction"),
+    ("wisdom tooth", "wisdom tooth"),
+    ("whitening", "whitening"),
+    ("implant", "implant"),
+    ("emergency", "emergency"),
+    ("consultation", "consultation"),
+    ("braces", "orthodontics"),
+    ("invisalign", "orthodontics"),
+    ("bleeding gums", "gum problem"),
+    ("dentures", "dentures"),
 ];
 const CARRIERS: &[&str] = &[
-    "Delta Dental", "Cigna", "Aetna", "MetLife", "Guardian", "UnitedHealthcare", "United Healthcare", "Humana", "Blue Cross", "Blue Shield",
-    "BCBS", "Anthem", "Medicaid", "Medicare", "Ameritas", "Principal", "Humana",
+    "Delta Dental",
+    "Cigna",
+    "Aetna",
+    "MetLife",
+    "Guardian",
+    "UnitedHealthcare",
+    "United Healthcare",
+    "Humana",
+    "Blue Cross",
+    "Blue Shield",
+    "BCBS",
+    "Anthem",
+    "Medicaid",
+    "Medicare",
+    "Ameritas",
+    "Principal",
+    "Humana",
 ];
-const SELF_PAY: &[&str] = &["don't have insurance", "no insurance", "self pay", "self-pay", "without insurance", "not insured"];
+const SELF_PAY: &[&str] = &[
+    "don't have insurance",
+    "no insurance",
+    "self pay",
+    "self-pay",
+    "without insurance",
+    "not insured",
+];
 
 /// Config.
 #[derive(Debug, Default, Deserialize)]
@@ -118,7 +183,9 @@ pub struct Output {
 
 /// The caller's reply to the first agent segment that asks about one of `topics`.
 fn answer_to<'a>(segments: &'a [Segment], agent: &str, topics: &[&str]) -> Option<&'a Segment> {
-    let asked = segments.iter().position(|s| s.speaker == agent && mentions_any(&s.text, topics))?;
+    let asked = segments
+        .iter()
+        .position(|s| s.speaker == agent && mentions_any(&s.text, topics))?;
     segments[asked + 1..].iter().find(|s| s.speaker != agent)
 }
 
@@ -130,19 +197,47 @@ pub fn analyse(transcript: &Transcript, config: &Config) -> Output {
     let all_text: Vec<&str> = segments.iter().map(|s| s.text.as_str()).collect();
 
     let mut patient = Patient::default();
-    let name_reply = answer_to(segments, &agent, &["your name", "first and last name", "who am i speaking", "name and date of birth"]);
+    let name_reply = answer_to(
+        segments,
+        &agent,
+        &[
+            "your name",
+            "first and last name",
+            "who am i speaking",
+            "name and date of birth",
+        ],
+    );
     patient.name = name_reply
-        .and_then(|s| ["my name is", "it's", "this is", "i'm"].iter().find_map(|cue| extract::name_after(&s.text, cue)).or_else(|| extract::name_after(&s.text, "")))
-        .or_else(|| caller.iter().take(3).find_map(|s| ["my name is", "this is", "it's"].iter().find_map(|cue| extract::name_after(&s.text, cue))));
+        .and_then(|s| {
+            ["my name is", "it's", "this is", "i'm"]
+                .iter()
+                .find_map(|cue| extract::name_after(&s.text, cue))
+                .or_else(|| extract::name_after(&s.text, ""))
+        })
+        .or_else(|| {
+            caller.iter().take(3).find_map(|s| {
+                ["my name is", "this is", "it's"]
+                    .iter()
+                    .find_map(|cue| extract::name_after(&s.text, cue))
+            })
+        });
     patient.phone = caller.iter().find_map(|s| extract::phone(&s.text));
     patient.email = caller.iter().find_map(|s| extract::email(&s.text));
     patient.date_of_birth = answer_to(segments, &agent, &["date of birth", "birthday", "dob", "birth date"])
         .and_then(|s| extract::date(&s.text))
-        .or_else(|| caller.iter().filter(|s| mentions_any(&s.text, &["date of birth", "born", "birthday"])).find_map(|s| extract::date(&s.text)));
+        .or_else(|| {
+            caller
+                .iter()
+                .filter(|s| mentions_any(&s.text, &["date of birth", "born", "birthday"]))
+                .find_map(|s| extract::date(&s.text))
+        });
     patient.additional_spellings = caller.iter().flat_map(|s| extract::spelled_words(&s.text)).collect();
 
     let mut appointment = Appointment::default();
-    let (new, existing) = (all_text.iter().any(|t| mentions_any(t, NEW_PATIENT)), all_text.iter().any(|t| mentions_any(t, EXISTING_PATIENT)));
+    let (new, existing) = (
+        all_text.iter().any(|t| mentions_any(t, NEW_PATIENT)),
+        all_text.iter().any(|t| mentions_any(t, EXISTING_PATIENT)),
+    );
     appointment.patient_type = match (new, existing) {
         (true, _) => Some("New Patient"),
         (false, true) => Some("Existing Patient"),
@@ -157,7 +252,10 @@ pub fn analyse(transcript: &Transcript, config: &Config) -> Output {
     if !appointment.visit_reasons.is_empty() {
         appointment.visit_reason = Some(appointment.visit_reasons.join(", "));
     }
-    let confirmation = segments.iter().rev().find(|s| s.speaker == agent && mentions_any(&s.text, CONFIRMATIONS) && extract::time(&s.text).is_some());
+    let confirmation = segments
+        .iter()
+        .rev()
+        .find(|s| s.speaker == agent && mentions_any(&s.text, CONFIRMATIONS) && extract::time(&s.text).is_some());
     appointment.booked = confirmation.is_some();
     // Without a confirmation, the last slot anyone named is what was requested.
     let slot = confirmation.or_else(|| segments.iter().rev().find(|s| extract::time(&s.text).is_some()));
@@ -168,7 +266,11 @@ pub fn analyse(transcript: &Transcript, config: &Config) -> Output {
     }
 
     let mut insurance = Insurance::default();
-    let carriers: Vec<String> = CARRIERS.iter().map(|c| (*c).to_owned()).chain(config.insurance_carriers.iter().cloned()).collect();
+    let carriers: Vec<String> = CARRIERS
+        .iter()
+        .map(|c| (*c).to_owned())
+        .chain(config.insurance_carriers.iter().cloned())
+        .collect();
     for s in segments {
         for c in &carriers {
             if mentions_any(&s.text, &[c]) && !insurance.carriers.contains(c) {
@@ -177,29 +279,53 @@ pub fn analyse(transcript: &Transcript, config: &Config) -> Output {
         }
     }
     insurance.self_pay = caller.iter().any(|s| mentions_any(&s.text, SELF_PAY));
-    insurance.mentioned = insurance.self_pay || !insurance.carriers.is_empty() || all_text.iter().any(|t| mentions_any(t, &["insurance"]));
+    insurance.mentioned = insurance.self_pay
+        || !insurance.carriers.is_empty()
+        || all_text.iter().any(|t| mentions_any(t, &["insurance"]));
     // The carrier the caller names last is the current one ("on Aetna now instead of MetLife").
     let current = caller
         .iter()
         .rev()
         .find_map(|s| {
-            let mut named: Vec<(usize, &String)> =
-                carriers.iter().filter_map(|c| gensail_text::find_phrase(&s.text, c).first().map(|(at, _)| (*at, c))).collect();
+            let mut named: Vec<(usize, &String)> = carriers
+                .iter()
+                .filter_map(|c| gensail_text::find_phrase(&s.text, c).first().map(|(at, _)| (*at, c)))
+                .collect();
             named.sort();
             let now = s.text.to_lowercase().contains("instead of");
-            if now { named.first().map(|(_, c)| (*c).clone()) } else { named.last().map(|(_, c)| (*c).clone()) }
+            if now {
+                named.first().map(|(_, c)| (*c).clone())
+            } else {
+                named.last().map(|(_, c)| (*c).clone())
+            }
         })
         .or_else(|| insurance.carriers.first().cloned());
-    let insurance_type = if insurance.self_pay { Some("Self Pay".to_owned()) } else { current };
+    let insurance_type = if insurance.self_pay {
+        Some("Self Pay".to_owned())
+    } else {
+        current
+    };
 
     let answered_by = segments
         .iter()
         .filter(|s| s.speaker == agent)
         .take(2)
-        .find_map(|s| ["this is", "my name is", "i'm"].iter().find_map(|cue| extract::name_after(&s.text, cue)))
+        .find_map(|s| {
+            ["this is", "my name is", "i'm"]
+                .iter()
+                .find_map(|cue| extract::name_after(&s.text, cue))
+        })
         .map(|n| n.split_whitespace().next().unwrap_or_default().to_owned());
 
-    Output { answered_by, insurance_type, data: vec![Item { patient, appointment, insurance }] }
+    Output {
+        answered_by,
+        insurance_type,
+        data: vec![Item {
+            patient,
+            appointment,
+            insurance,
+        }],
+    }
 }
 
 /// The algorithm.

@@ -39,7 +39,9 @@ impl CompetitorSpec {
     fn terms(&self) -> Vec<String> {
         let mut terms = match self {
             Self::Name(n) => vec![n.clone()],
-            Self::WithAliases { name, aliases } => std::iter::once(name.clone()).chain(aliases.iter().cloned()).collect(),
+            Self::WithAliases { name, aliases } => {
+                std::iter::once(name.clone()).chain(aliases.iter().cloned()).collect()
+            }
         };
         terms.sort_by_key(|t| std::cmp::Reverse(t.len()));
         terms
@@ -148,7 +150,12 @@ pub fn analyse(transcript: &Transcript, config: &Config) -> Output {
         for m in &mentions {
             *by_speaker.entry(m.speaker.clone()).or_insert(0) += 1;
         }
-        reports.push(CompetitorReport { name: spec.name().to_owned(), count: mentions.len(), by_speaker, mentions });
+        reports.push(CompetitorReport {
+            name: spec.name().to_owned(),
+            count: mentions.len(),
+            by_speaker,
+            mentions,
+        });
     }
     reports.sort_by(|a, b| b.count.cmp(&a.count).then(a.name.cmp(&b.name)));
     Output {
@@ -182,8 +189,15 @@ impl Algorithm for CompetitorMentionsV1 {
     }
 
     fn run(transcript: &Transcript, config: Config) -> Result<Output, AlgorithmError> {
-        if let Some(blank) = config.competitors.iter().find(|c| c.terms().iter().any(|t| t.trim().is_empty())) {
-            return Err(AlgorithmError::InvalidConfig(format!("competitor {:?} has an empty name or alias", blank.name())));
+        if let Some(blank) = config
+            .competitors
+            .iter()
+            .find(|c| c.terms().iter().any(|t| t.trim().is_empty()))
+        {
+            return Err(AlgorithmError::InvalidConfig(format!(
+                "competitor {:?} has an empty name or alias",
+                blank.name()
+            )));
         }
         Ok(analyse(transcript, &config))
     }
@@ -207,7 +221,11 @@ mod tests {
         assert_eq!(gong.count, 3);
         assert_eq!(gong.by_speaker["Prospect"], 2);
         assert_eq!(gong.by_speaker["Rep"], 1);
-        assert!(gong.mentions[0].snippet.contains("sales team tried Gong"), "{}", gong.mentions[0].snippet);
+        assert!(
+            gong.mentions[0].snippet.contains("sales team tried Gong"),
+            "{}",
+            gong.mentions[0].snippet
+        );
         let chorus = out.competitors.iter().find(|c| c.name == "Chorus").unwrap();
         assert_eq!(chorus.count, 2);
         assert!(chorus.mentions.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
@@ -220,12 +238,16 @@ mod tests {
             r#"{"competitors": ["Aspen Dental", {"name": "Chorus", "aliases": ["ZoomInfo Chorus", "ZoomInfo"]}]}"#,
         )
         .unwrap();
-        let t = Transcript::parse("Caller: We looked at ZoomInfo Chorus and Aspen Dental.\nAgent: ZoomInfo again?").unwrap();
+        let t = Transcript::parse("Caller: We looked at ZoomInfo Chorus and Aspen Dental.\nAgent: ZoomInfo again?")
+            .unwrap();
         let out = analyse(&t, &config);
         let chorus = out.competitors.iter().find(|c| c.name == "Chorus").unwrap();
         assert_eq!(chorus.count, 2);
         assert_eq!(chorus.mentions[0].matched, "ZoomInfo Chorus");
-        assert_eq!(out.competitors.iter().find(|c| c.name == "Aspen Dental").unwrap().count, 1);
+        assert_eq!(
+            out.competitors.iter().find(|c| c.name == "Aspen Dental").unwrap().count,
+            1
+        );
     }
 
     #[test]
@@ -237,11 +259,17 @@ mod tests {
 
     #[test]
     fn bad_config_is_named() {
-        let err = gensail_host_api::run_json::<CompetitorMentionsV1>(&fixtures::load("dental_booking.txt"), r#"{"competitors": 5}"#)
-            .unwrap_err();
+        let err = gensail_host_api::run_json::<CompetitorMentionsV1>(
+            &fixtures::load("dental_booking.txt"),
+            r#"{"competitors": 5}"#,
+        )
+        .unwrap_err();
         assert!(matches!(err, AlgorithmError::InvalidConfig(_)), "{err}");
-        let err = gensail_host_api::run_json::<CompetitorMentionsV1>(&fixtures::load("dental_booking.txt"), r#"{"competitors": [" "]}"#)
-            .unwrap_err();
+        let err = gensail_host_api::run_json::<CompetitorMentionsV1>(
+            &fixtures::load("dental_booking.txt"),
+            r#"{"competitors": [" "]}"#,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("empty name"), "{err}");
     }
 }

@@ -98,7 +98,11 @@ fn add(intervals: &mut Intervals, ms: u64) {
 }
 
 fn wpm(words: usize, ms: u64) -> f64 {
-    if ms == 0 { 0.0 } else { round(words as f64 * 60_000.0 / ms as f64, 1) }
+    if ms == 0 {
+        0.0
+    } else {
+        round(words as f64 * 60_000.0 / ms as f64, 1)
+    }
 }
 
 /// Computes the metrics (the whole logic, callable natively).
@@ -106,7 +110,15 @@ pub fn analyse(transcript: &Transcript, config: &Config) -> Output {
     let names = transcript.speakers();
     let mut speakers: Vec<SpeakerMetrics> = names
         .iter()
-        .map(|s| SpeakerMetrics { speaker: (*s).to_owned(), talk_ms: 0, talk_ratio: 0.0, words: 0, words_per_minute: 0.0, turns: 0, longest_turn_ms: 0 })
+        .map(|s| SpeakerMetrics {
+            speaker: (*s).to_owned(),
+            talk_ms: 0,
+            talk_ratio: 0.0,
+            words: 0,
+            words_per_minute: 0.0,
+            turns: 0,
+            longest_turn_ms: 0,
+        })
         .collect();
     let (mut gaps, mut overlaps) = (Intervals::default(), Intervals::default());
     let mut longest: Option<Monologue> = None;
@@ -120,7 +132,11 @@ pub fn analyse(transcript: &Transcript, config: &Config) -> Output {
         speakers[who].turns += 1;
         speakers[who].longest_turn_ms = speakers[who].longest_turn_ms.max(length);
         if longest.as_ref().is_none_or(|m| length > m.duration_ms) {
-            *longest = Some(Monologue { speaker: speakers[who].speaker.clone(), duration_ms: length, starts_at: format_ms(start) });
+            *longest = Some(Monologue {
+                speaker: speakers[who].speaker.clone(),
+                duration_ms: length,
+                starts_at: format_ms(start),
+            });
         }
     };
     for (i, seg) in transcript.segments.iter().enumerate() {
@@ -153,7 +169,11 @@ pub fn analyse(transcript: &Transcript, config: &Config) -> Output {
     }
     let total_talk: u64 = speakers.iter().map(|s| s.talk_ms).sum();
     for s in &mut speakers {
-        s.talk_ratio = if total_talk == 0 { 0.0 } else { round(s.talk_ms as f64 / total_talk as f64, 3) };
+        s.talk_ratio = if total_talk == 0 {
+            0.0
+        } else {
+            round(s.talk_ms as f64 / total_talk as f64, 3)
+        };
         s.words_per_minute = wpm(s.words, s.talk_ms);
     }
     let total_words = speakers.iter().map(|s| s.words).sum();
@@ -162,7 +182,11 @@ pub fn analyse(transcript: &Transcript, config: &Config) -> Output {
         duration_ms: duration,
         recording_duration: round(duration as f64 / 1000.0, 3),
         speech_ms,
-        silence_ratio: if duration == 0 { 0.0 } else { round(1.0 - speech_ms as f64 / duration as f64, 3).max(0.0) },
+        silence_ratio: if duration == 0 {
+            0.0
+        } else {
+            round(1.0 - speech_ms as f64 / duration as f64, 3).max(0.0)
+        },
         total_words,
         words_per_minute: wpm(total_words, speech_ms),
         total_turns: speakers.iter().map(|s| s.turns).sum(),
@@ -195,7 +219,9 @@ impl Algorithm for InternalMetricsV1 {
 
     fn run(transcript: &Transcript, config: Config) -> Result<Output, AlgorithmError> {
         if transcript.segments.is_empty() {
-            return Err(AlgorithmError::InvalidTranscript("the transcript has no segments".into()));
+            return Err(AlgorithmError::InvalidTranscript(
+                "the transcript has no segments".into(),
+            ));
         }
         Ok(analyse(transcript, &config))
     }
@@ -218,10 +244,31 @@ mod tests {
         assert_eq!(agent.turns, 5);
         assert_eq!(agent.talk_ms, 5200 + 7400 + 15000 + 7500 + 4800);
         // 23,000 -> 30,000 is the only silence over 2 s between segments.
-        assert_eq!(out.gaps, Intervals { count: 1, total_ms: 7000, longest_ms: 7000 });
+        assert_eq!(
+            out.gaps,
+            Intervals {
+                count: 1,
+                total_ms: 7000,
+                longest_ms: 7000
+            }
+        );
         // The customer starts at 20,300 while the agent talks until 20,500.
-        assert_eq!(out.overlaps, Intervals { count: 1, total_ms: 200, longest_ms: 200 });
-        assert_eq!(out.longest_monologue, Some(Monologue { speaker: "Agent".into(), duration_ms: 15_000, starts_at: "0:30".into() }));
+        assert_eq!(
+            out.overlaps,
+            Intervals {
+                count: 1,
+                total_ms: 200,
+                longest_ms: 200
+            }
+        );
+        assert_eq!(
+            out.longest_monologue,
+            Some(Monologue {
+                speaker: "Agent".into(),
+                duration_ms: 15_000,
+                starts_at: "0:30".into()
+            })
+        );
         let ratios: f64 = out.speakers.iter().map(|s| s.talk_ratio).sum();
         assert!((ratios - 1.0).abs() < 0.01);
         // 68 s of speech-or-gaps ends at 68,000 in a 95,000 ms call: the tail is silence.

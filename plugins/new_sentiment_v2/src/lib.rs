@@ -14,21 +14,48 @@ use gensail_text::{lexicon, round, tokens};
 use serde::{Deserialize, Serialize};
 
 const NEGATORS: &[&str] = &[
-    "not", "no", "never", "don't", "doesn't", "didn't", "isn't", "wasn't", "aren't", "won't", "can't", "cannot", "nobody",
-    "nothing", "hardly", "neither", "nor", "without",
+    "not", "no", "never", "don't", "doesn't", "didn't", "isn't", "wasn't", "aren't", "won't", "can't", "cannot",
+    "nobody", "nothing", "hardly", "neither", "nor", "without",
 ];
 const INTENSIFIERS: &[(&str, f64)] = &[
-    ("very", 1.5), ("really", 1.5), ("so", 1.3), ("extremely", 2.0), ("totally", 1.7), ("completely", 1.7),
-    ("absolutely", 1.8), ("super", 1.5), ("incredibly", 2.0), ("truly", 1.5),
+    ("very", 1.5),
+    ("really", 1.5),
+    ("so", 1.3),
+    ("extremely", 2.0),
+    ("totally", 1.7),
+    ("completely", 1.7),
+    ("absolutely", 1.8),
+    ("super", 1.5),
+    ("incredibly", 2.0),
+    ("truly", 1.5),
 ];
-const SOFTENERS: &[(&str, f64)] = &[("slightly", 0.5), ("somewhat", 0.6), ("little", 0.6), ("bit", 0.6), ("kinda", 0.6), ("fairly", 0.8)];
+const SOFTENERS: &[(&str, f64)] = &[
+    ("slightly", 0.5),
+    ("somewhat", 0.6),
+    ("little", 0.6),
+    ("bit", 0.6),
+    ("kinda", 0.6),
+    ("fairly", 0.8),
+];
 const CONTRASTS: &[&str] = &["but", "however", "although", "though", "yet"];
 /// Scripted phrases whose sentiment words say nothing about the caller's mood.
 const COURTESY: &[&str] = &[
-    "thank you for calling", "thanks for calling", "sorry to hear", "you're welcome", "welcome to", "thank you for your patience",
-    "have a great day", "have a good day", "have a nice day",
+    "thank you for calling",
+    "thanks for calling",
+    "sorry to hear",
+    "you're welcome",
+    "welcome to",
+    "thank you for your patience",
+    "have a great day",
+    "have a good day",
+    "have a nice day",
     // An agent's apology or empathy is service, not the agent's own bad mood.
-    "i'm sorry", "i'm really sorry", "i'm so sorry", "i apologize", "how frustrating", "if anything goes wrong",
+    "i'm sorry",
+    "i'm really sorry",
+    "i'm so sorry",
+    "i apologize",
+    "how frustrating",
+    "if anything goes wrong",
 ];
 
 /// The algorithm.
@@ -118,12 +145,17 @@ fn hits(transcript: &Transcript, speakers: &[&str]) -> Vec<Hit> {
     for segment in &transcript.segments {
         let speaker = speakers.iter().position(|s| *s == segment.speaker).expect("listed");
         let lower = segment.text.to_lowercase();
-        let courtesy: Vec<(usize, usize)> = COURTESY.iter().flat_map(|c| gensail_text::find_phrase(&lower, c)).collect();
+        let courtesy: Vec<(usize, usize)> = COURTESY
+            .iter()
+            .flat_map(|c| gensail_text::find_phrase(&lower, c))
+            .collect();
         let toks = tokens(&segment.text);
         // Clause weights: before a contrast word 0.5, after it 1.5.
         let contrast_at = toks.iter().position(|t| CONTRASTS.contains(&t.norm.as_str()));
         for (i, tok) in toks.iter().enumerate() {
-            let Some(base) = lexicon::weight(&tok.norm) else { continue };
+            let Some(base) = lexicon::weight(&tok.norm) else {
+                continue;
+            };
             if NEGATORS.contains(&tok.norm.as_str()) || courtesy.iter().any(|(s, e)| tok.start >= *s && tok.end <= *e) {
                 continue;
             }
@@ -149,7 +181,12 @@ fn hits(transcript: &Transcript, speakers: &[&str]) -> Vec<Hit> {
             if let Some(c) = contrast_at {
                 weight *= if i < c { 0.5 } else { 1.5 };
             }
-            out.push(Hit { speaker, at_ms: gensail_text::time::offset_ms(segment, tok.start), weight, phrase });
+            out.push(Hit {
+                speaker,
+                at_ms: gensail_text::time::offset_ms(segment, tok.start),
+                weight,
+                phrase,
+            });
         }
     }
     out
@@ -178,10 +215,17 @@ pub fn analyse(transcript: &Transcript, config: &Config) -> Output {
         .enumerate()
         .map(|(k, name)| {
             let (from, to) = (duration * k as f64 / 3.0, duration * (k + 1) as f64 / 3.0);
-            let ws: Vec<f64> =
-                hits.iter().filter(|h| (h.at_ms as f64) >= from && ((h.at_ms as f64) < to || k == 2)).map(|h| h.weight).collect();
+            let ws: Vec<f64> = hits
+                .iter()
+                .filter(|h| (h.at_ms as f64) >= from && ((h.at_ms as f64) < to || k == 2))
+                .map(|h| h.weight)
+                .collect();
             let s = score_of(ws.iter());
-            Phase { phase: name, score: round(s, 3), label: label(s) }
+            Phase {
+                phase: name,
+                score: round(s, 3),
+                label: label(s),
+            }
         })
         .collect();
     let delta = phases[2].score - phases[0].score;
@@ -204,14 +248,23 @@ pub fn analyse(transcript: &Transcript, config: &Config) -> Output {
                 speaker: (*name).to_owned(),
                 label: label(s),
                 score: round(s, 3),
-                evidence: mine.iter().take(4).map(|h| format!("\"{}\" ({:+.1})", h.phrase, h.weight)).collect(),
+                evidence: mine
+                    .iter()
+                    .take(4)
+                    .map(|h| format!("\"{}\" ({:+.1})", h.phrase, h.weight))
+                    .collect(),
             }
         })
         .collect();
 
     let evidence: f64 = hits.iter().map(|h| h.weight.abs()).sum();
     let confidence = 50.0 + 50.0 * score.abs() * (evidence / (evidence + 5.0));
-    let customer_view = per_speaker.iter().enumerate().filter(|(i, _)| is_customer(*i)).map(|(_, s)| s).next();
+    let customer_view = per_speaker
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| is_customer(*i))
+        .map(|(_, s)| s)
+        .next();
     let reason = match customer_view {
         _ if hits.is_empty() => "No sentiment-bearing words were found.".to_owned(),
         Some(c) => format!(
@@ -223,7 +276,12 @@ pub fn analyse(transcript: &Transcript, config: &Config) -> Output {
             phases[0].label.to_lowercase(),
             phases[2].label.to_lowercase()
         ),
-        None => format!("The call is {} from a {} start to a {} end.", trajectory, phases[0].label.to_lowercase(), phases[2].label.to_lowercase()),
+        None => format!(
+            "The call is {} from a {} start to a {} end.",
+            trajectory,
+            phases[0].label.to_lowercase(),
+            phases[2].label.to_lowercase()
+        ),
     };
     Output {
         call_sentiment: label(score),
@@ -280,21 +338,34 @@ mod tests {
 
     #[test]
     fn negation_flips() {
-        let out = analyse(&lines("Agent: How was it?\nCaller: I am not happy and it was not good at all."), &Config::default());
+        let out = analyse(
+            &lines("Agent: How was it?\nCaller: I am not happy and it was not good at all."),
+            &Config::default(),
+        );
         assert_eq!(out.call_sentiment, "Negative", "{out:?}");
-        assert!(out.speakers[1].evidence.iter().any(|e| e.contains("not … happy")), "{:?}", out.speakers[1].evidence);
+        assert!(
+            out.speakers[1].evidence.iter().any(|e| e.contains("not … happy")),
+            "{:?}",
+            out.speakers[1].evidence
+        );
     }
 
     #[test]
     fn contrast_clause_wins() {
-        let out = analyse(&lines("Agent: How was the visit?\nCaller: The staff was nice, but the wait was terrible and awful."), &Config::default());
+        let out = analyse(
+            &lines("Agent: How was the visit?\nCaller: The staff was nice, but the wait was terrible and awful."),
+            &Config::default(),
+        );
         assert_eq!(out.speakers[1].label, "Negative", "{out:?}");
     }
 
     #[test]
     fn intensifiers_scale() {
         let plain = analyse(&lines("Agent: Hi.\nCaller: That is good."), &Config::default());
-        let strong = analyse(&lines("Agent: Hi.\nCaller: That is extremely good."), &Config::default());
+        let strong = analyse(
+            &lines("Agent: Hi.\nCaller: That is extremely good."),
+            &Config::default(),
+        );
         assert!(strong.speakers[1].score > plain.speakers[1].score);
     }
 
@@ -306,7 +377,11 @@ mod tests {
         assert_eq!(customer.label, "Negative");
         assert_eq!(out.trajectory, "improving", "{:?}", out.phases);
         // "nobody has fixed it" is not praise (sentiment_v1 counts "fixed" as positive).
-        assert!(!customer.evidence.iter().any(|e| e == "\"fixed\" (+1.0)"), "{:?}", customer.evidence);
+        assert!(
+            !customer.evidence.iter().any(|e| e == "\"fixed\" (+1.0)"),
+            "{:?}",
+            customer.evidence
+        );
     }
 
     #[test]
@@ -318,7 +393,10 @@ mod tests {
 
     #[test]
     fn courtesy_is_not_mood() {
-        let out = analyse(&lines("Agent: Thank you for calling, sorry to hear that.\nCaller: The bill is due."), &Config::default());
+        let out = analyse(
+            &lines("Agent: Thank you for calling, sorry to hear that.\nCaller: The bill is due."),
+            &Config::default(),
+        );
         assert_eq!(out.call_sentiment, "Neutral", "{out:?}");
     }
 
@@ -331,7 +409,13 @@ mod tests {
     #[test]
     fn unknown_customer_speaker_is_a_config_error() {
         let t = lines("Agent: hi\nCaller: hi");
-        let err = NewSentimentV2::run(&t, Config { customer_speaker: Some("Bob".into()) }).unwrap_err();
+        let err = NewSentimentV2::run(
+            &t,
+            Config {
+                customer_speaker: Some("Bob".into()),
+            },
+        )
+        .unwrap_err();
         assert!(matches!(err, AlgorithmError::InvalidConfig(m) if m.contains("Agent, Caller")));
     }
 }

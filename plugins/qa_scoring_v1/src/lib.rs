@@ -58,23 +58,92 @@ fn default_rubric() -> Vec<Criterion> {
         window,
     };
     vec![
-        c("greeting", 15.0, Window::Opening, &[
-            "thank you for calling", "thanks for calling", "good morning", "good afternoon", "good evening", "hello", "hi", "welcome",
-        ]),
-        c("identification", 20.0, Window::Anywhere, &[
-            "this is", "my name is", "speaking", "your name", "date of birth", "account number", "confirm your", "who am i speaking with",
-        ]),
-        c("empathy", 20.0, Window::Anywhere, &[
-            "sorry", "apologize", "i understand", "i completely understand", "i hear you", "that must be", "sounds painful", "i hope",
-        ]),
-        c("resolution", 30.0, Window::Anywhere, &[
-            "all set", "i've booked", "booked you", "you're booked", "i've scheduled", "rescheduled", "i've moved", "i have you down", "i'll send", "i'll email",
-            "i've applied", "escalate", "i've cancelled", "i found it", "i've sent", "i've added", "we'll check", "we can verify",
-        ]),
-        c("closing", 15.0, Window::Closing, &[
-            "anything else", "have a great day", "have a good day", "have a nice day", "goodbye", "bye", "take care", "see you",
-            "thank you for calling",
-        ]),
+        c(
+            "greeting",
+            15.0,
+            Window::Opening,
+            &[
+                "thank you for calling",
+                "thanks for calling",
+                "good morning",
+                "good afternoon",
+                "good evening",
+                "hello",
+                "hi",
+                "welcome",
+            ],
+        ),
+        c(
+            "identification",
+            20.0,
+            Window::Anywhere,
+            &[
+                "this is",
+                "my name is",
+                "speaking",
+                "your name",
+                "date of birth",
+                "account number",
+                "confirm your",
+                "who am i speaking with",
+            ],
+        ),
+        c(
+            "empathy",
+            20.0,
+            Window::Anywhere,
+            &[
+                "sorry",
+                "apologize",
+                "i understand",
+                "i completely understand",
+                "i hear you",
+                "that must be",
+                "sounds painful",
+                "i hope",
+            ],
+        ),
+        c(
+            "resolution",
+            30.0,
+            Window::Anywhere,
+            &[
+                "all set",
+                "i've booked",
+                "booked you",
+                "you're booked",
+                "i've scheduled",
+                "rescheduled",
+                "i've moved",
+                "i have you down",
+                "i'll send",
+                "i'll email",
+                "i've applied",
+                "escalate",
+                "i've cancelled",
+                "i found it",
+                "i've sent",
+                "i've added",
+                "we'll check",
+                "we can verify",
+            ],
+        ),
+        c(
+            "closing",
+            15.0,
+            Window::Closing,
+            &[
+                "anything else",
+                "have a great day",
+                "have a good day",
+                "have a nice day",
+                "goodbye",
+                "bye",
+                "take care",
+                "see you",
+                "thank you for calling",
+            ],
+        ),
     ]
 }
 
@@ -122,17 +191,25 @@ pub struct Output {
 fn rubric(config: &Config) -> Result<Vec<Criterion>, AlgorithmError> {
     let mut rubric = config.criteria.clone().unwrap_or_else(default_rubric);
     if rubric.is_empty() {
-        return Err(AlgorithmError::InvalidConfig("criteria is empty: give at least one criterion".into()));
+        return Err(AlgorithmError::InvalidConfig(
+            "criteria is empty: give at least one criterion".into(),
+        ));
     }
     for (name, weight) in &config.weights {
         let c = rubric.iter_mut().find(|c| &c.name == name).ok_or_else(|| {
             let names: Vec<&str> = rubric_names(&config.criteria);
-            AlgorithmError::InvalidConfig(format!("weights names unknown criterion {name:?} (criteria: {})", names.join(", ")))
+            AlgorithmError::InvalidConfig(format!(
+                "weights names unknown criterion {name:?} (criteria: {})",
+                names.join(", ")
+            ))
         })?;
         c.weight = *weight;
     }
     if let Some(bad) = rubric.iter().find(|c| !(c.weight >= 0.0 && c.weight.is_finite())) {
-        return Err(AlgorithmError::InvalidConfig(format!("criterion {:?} has weight {}; weights must be zero or more", bad.name, bad.weight)));
+        return Err(AlgorithmError::InvalidConfig(format!(
+            "criterion {:?} has weight {}; weights must be zero or more",
+            bad.name, bad.weight
+        )));
     }
     if rubric.iter().map(|c| c.weight).sum::<f64>() <= 0.0 {
         return Err(AlgorithmError::InvalidConfig("the weights add up to zero".into()));
@@ -168,7 +245,12 @@ pub fn analyse(transcript: &Transcript, rubric: &[Criterion], agent: &str) -> Ou
                 })
             })
         });
-        results.push(CriterionResult { name: criterion.name.clone(), weight: criterion.weight, met: evidence.is_some(), evidence });
+        results.push(CriterionResult {
+            name: criterion.name.clone(),
+            weight: criterion.weight,
+            met: evidence.is_some(),
+            evidence,
+        });
     }
     let total: f64 = results.iter().map(|r| r.weight).sum();
     let met: f64 = results.iter().filter(|r| r.met).map(|r| r.weight).sum();
@@ -264,7 +346,10 @@ mod tests {
 
     #[test]
     fn weights_from_config() {
-        let out = score("dental_missed_opportunity.txt", r#"{"weights": {"closing": 85, "resolution": 0}}"#);
+        let out = score(
+            "dental_missed_opportunity.txt",
+            r#"{"weights": {"closing": 85, "resolution": 0}}"#,
+        );
         assert_eq!(out.score, round(100.0 * 85.0 / (15.0 + 20.0 + 20.0 + 0.0 + 85.0), 1));
     }
 
@@ -277,7 +362,10 @@ mod tests {
         assert_eq!(out.score, 100.0);
         let t = fixtures::load("sales_competitors.txt");
         let err = QaScoringV1::run(&t, serde_json::from_str(r#"{"weights": {"smile": 3}}"#).unwrap()).unwrap_err();
-        assert!(err.to_string().contains("smile") && err.to_string().contains("greeting"), "{err}");
+        assert!(
+            err.to_string().contains("smile") && err.to_string().contains("greeting"),
+            "{err}"
+        );
         let err = QaScoringV1::run(&t, serde_json::from_str(r#"{"agent_speaker": "Bot"}"#).unwrap()).unwrap_err();
         assert!(err.to_string().contains("Rep, Prospect"), "{err}");
     }

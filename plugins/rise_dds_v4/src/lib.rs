@@ -16,7 +16,18 @@ use serde::Serialize;
 pub const OUTCOMES: &[(&str, &[&str])] = &[
     ("cancelled", &["cancel", "cancelled", "cancelling"]),
     ("rescheduled", &["reschedule", "rescheduled", "move", "moved"]),
-    ("booked", &["appointment", "schedule", "scheduled", "book", "booked", "opening", "available"]),
+    (
+        "booked",
+        &[
+            "appointment",
+            "schedule",
+            "scheduled",
+            "book",
+            "booked",
+            "opening",
+            "available",
+        ],
+    ),
     ("insurance_question", &["insurance", "covered", "coverage", "network"]),
     ("billing", &["bill", "statement", "charge", "balance", "payment"]),
 ];
@@ -49,15 +60,31 @@ pub fn classify(transcript: &Transcript) -> Output {
         }
     }
     let total: f64 = scores.values().sum();
-    let best = OUTCOMES.iter().map(|(o, _)| *o).fold(None::<&str>, |best, o| match best {
-        Some(b) if scores[b] >= scores[o] => Some(b),
-        _ => Some(o),
-    });
+    let best = OUTCOMES
+        .iter()
+        .map(|(o, _)| *o)
+        .fold(None::<&str>, |best, o| match best {
+            Some(b) if scores[b] >= scores[o] => Some(b),
+            _ => Some(o),
+        });
     let (outcome, confidence, reasons) = match best {
-        Some(o) if scores[o] > 0.0 => (o, 100.0 * scores[o] / total, hits.into_iter().filter(|h| h.starts_with(o)).take(5).collect()),
-        _ => ("missed_opportunity", 50.0, vec!["no outcome keyword was said".to_owned()]),
+        Some(o) if scores[o] > 0.0 => (
+            o,
+            100.0 * scores[o] / total,
+            hits.into_iter().filter(|h| h.starts_with(o)).take(5).collect(),
+        ),
+        _ => (
+            "missed_opportunity",
+            50.0,
+            vec!["no outcome keyword was said".to_owned()],
+        ),
     };
-    Output { outcome, confidence: round(confidence, 1), reasons, scores }
+    Output {
+        outcome,
+        confidence: round(confidence, 1),
+        reasons,
+        scores,
+    }
 }
 
 /// The algorithm.
@@ -91,7 +118,10 @@ mod tests {
     #[test]
     fn plain_calls() {
         assert_eq!(classify(&fixtures::load("dental_cancel.txt")).outcome, "cancelled");
-        assert_eq!(classify(&fixtures::load("dental_insurance_question.txt")).outcome, "insurance_question");
+        assert_eq!(
+            classify(&fixtures::load("dental_insurance_question.txt")).outcome,
+            "insurance_question"
+        );
     }
 
     #[test]

@@ -77,10 +77,25 @@ const SIGNALS: &[Signal] = &[
 ];
 
 /// Words that, just before a phrase, deny it ("don't want to cancel", "rather than cancel").
-const NEGATIONS: &[&str] = &["don't want to", "do not want to", "rather than", "instead of", "not", "no need to", "won't"];
+const NEGATIONS: &[&str] = &[
+    "don't want to",
+    "do not want to",
+    "rather than",
+    "instead of",
+    "not",
+    "no need to",
+    "won't",
+];
 
 /// Outcomes a confirmation can decide, and the rest in tie-break order.
-const OUTCOMES: &[&str] = &["booked", "rescheduled", "cancelled", "insurance_question", "billing", "missed_opportunity"];
+const OUTCOMES: &[&str] = &[
+    "booked",
+    "rescheduled",
+    "cancelled",
+    "insurance_question",
+    "billing",
+    "missed_opportunity",
+];
 
 /// A phrase that counted.
 #[derive(Debug, Serialize)]
@@ -123,7 +138,9 @@ fn negated(text: &str, at: usize) -> bool {
 
 /// The sentence around a byte offset ends in a question mark.
 fn in_question(text: &str, at: usize) -> bool {
-    text[at..].find(['.', '!', '?']).is_some_and(|end| text[at + end..].starts_with('?'))
+    text[at..]
+        .find(['.', '!', '?'])
+        .is_some_and(|end| text[at + end..].starts_with('?'))
 }
 
 /// Classifies a call (the whole logic, callable natively).
@@ -142,11 +159,22 @@ pub fn classify(transcript: &Transcript) -> Output {
             let Some(&(at, _)) = found.iter().find(|(s, _)| !negated(&segment.text, *s)) else {
                 if let (Some((denied_at, _)), "cancelled") = (found.first(), *outcome) {
                     // A denied cancellation ("rather than cancel") is a wish to keep the appointment.
-                    push(&mut evidence, "rescheduled", "denied cancellation", segment, *denied_at, 1.0);
+                    push(
+                        &mut evidence,
+                        "rescheduled",
+                        "denied cancellation",
+                        segment,
+                        *denied_at,
+                        1.0,
+                    );
                 }
                 continue;
             };
-            let weight = if in_question(&segment.text, at) { weight * 0.3 } else { *weight };
+            let weight = if in_question(&segment.text, at) {
+                weight * 0.3
+            } else {
+                *weight
+            };
             if *confirms && weight >= 1.0 {
                 last_confirmation = Some((outcome, i));
             }
@@ -157,22 +185,41 @@ pub fn classify(transcript: &Transcript) -> Output {
     for e in &evidence {
         *scores.get_mut(e.outcome).unwrap() += e.weight;
     }
-    let caller_wanted_in = evidence.iter().any(|e| e.outcome == "missed_opportunity" && e.speaker != agent);
+    let caller_wanted_in = evidence
+        .iter()
+        .any(|e| e.outcome == "missed_opportunity" && e.speaker != agent);
     let missed = caller_wanted_in && !matches!(last_confirmation, Some(("booked" | "rescheduled", _)));
     let total: f64 = scores.values().sum();
     let (outcome, reasons) = if let Some((outcome, at)) = last_confirmation {
         let said = &transcript.segments[at];
-        (outcome, vec![format!("the office confirmed it at {}: \"{}\"", format_ms(said.start_ms), said.text)])
+        (
+            outcome,
+            vec![format!(
+                "the office confirmed it at {}: \"{}\"",
+                format_ms(said.start_ms),
+                said.text
+            )],
+        )
     } else {
         let open = ["insurance_question", "billing", "missed_opportunity"];
         let best = open.iter().copied().fold("other", |best, o| {
             let eligible = o != "missed_opportunity" || missed;
-            if eligible && scores[o] > scores.get(best).copied().unwrap_or(0.0) { o } else { best }
+            if eligible && scores[o] > scores.get(best).copied().unwrap_or(0.0) {
+                o
+            } else {
+                best
+            }
         });
         let reasons = if best == "other" {
-            vec!["nothing was booked, moved or cancelled, and no insurance, billing or appointment request came up".to_owned()]
+            vec![
+                "nothing was booked, moved or cancelled, and no insurance, billing or appointment request came up"
+                    .to_owned(),
+            ]
         } else {
-            vec![format!("no appointment was confirmed; the call was mostly about {}", best.replace('_', " "))]
+            vec![format!(
+                "no appointment was confirmed; the call was mostly about {}",
+                best.replace('_', " ")
+            )]
         };
         (best, reasons)
     };
@@ -184,15 +231,43 @@ pub fn classify(transcript: &Transcript) -> Output {
             .take(4)
             .map(|e| format!("{} said \"{}\" at {}", e.speaker, e.phrase, e.timestamp)),
     );
-    let share = if total > 0.0 { scores.get(outcome).copied().unwrap_or(0.0) / total } else { 0.0 };
-    let confidence = if last_confirmation.is_some() { 70.0 + 30.0 * share } else { 40.0 + 50.0 * share };
+    let share = if total > 0.0 {
+        scores.get(outcome).copied().unwrap_or(0.0) / total
+    } else {
+        0.0
+    };
+    let confidence = if last_confirmation.is_some() {
+        70.0 + 30.0 * share
+    } else {
+        40.0 + 50.0 * share
+    };
     scores.values_mut().for_each(|v| *v = round(*v, 2));
-    Output { outcome, confidence: round(confidence, 1), reasons, scores, evidence, missed_opportunity: missed }
+    Output {
+        outcome,
+        confidence: round(confidence, 1),
+        reasons,
+        scores,
+        evidence,
+        missed_opportunity: missed,
+    }
 }
 
-fn push(evidence: &mut Vec<Evidence>, outcome: &'static str, phrase: &'static str, segment: &Segment, at: usize, weight: f64) {
+fn push(
+    evidence: &mut Vec<Evidence>,
+    outcome: &'static str,
+    phrase: &'static str,
+    segment: &Segment,
+    at: usize,
+    weight: f64,
+) {
     let at_ms = offset_ms(segment, at);
-    evidence.push(Evidence { outcome, phrase, speaker: segment.speaker.clone(), timestamp: format_ms(at_ms), weight: round(weight, 2) });
+    evidence.push(Evidence {
+        outcome,
+        phrase,
+        speaker: segment.speaker.clone(),
+        timestamp: format_ms(at_ms),
+        weight: round(weight, 2),
+    });
 }
 
 /// The algorithm.
@@ -235,7 +310,10 @@ mod tests {
     fn v5_is_measurably_better_than_v4() {
         let labels = fixtures::dental_outcome_labels();
         let correct = |f: &dyn Fn(&Transcript) -> &'static str| {
-            labels.iter().filter(|(name, label)| f(&fixtures::load(name)) == label).count()
+            labels
+                .iter()
+                .filter(|(name, label)| f(&fixtures::load(name)) == label)
+                .count()
         };
         let v4 = correct(&|t| rise_dds_v4::classify(t).outcome);
         let v5 = correct(&|t| classify(t).outcome);

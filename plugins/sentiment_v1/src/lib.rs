@@ -94,10 +94,17 @@ fn label(score: f64) -> &'static str {
 /// Analyses a transcript (the plugin's whole logic, callable natively).
 pub fn analyse(transcript: &Transcript) -> Output {
     let mut overall = Tally::default();
-    let mut per_speaker: Vec<(String, Tally)> =
-        transcript.speakers().into_iter().map(|s| (s.to_owned(), Tally::default())).collect();
+    let mut per_speaker: Vec<(String, Tally)> = transcript
+        .speakers()
+        .into_iter()
+        .map(|s| (s.to_owned(), Tally::default()))
+        .collect();
     for segment in &transcript.segments {
-        let tally = &mut per_speaker.iter_mut().find(|(s, _)| *s == segment.speaker).expect("speaker listed").1;
+        let tally = &mut per_speaker
+            .iter_mut()
+            .find(|(s, _)| *s == segment.speaker)
+            .expect("speaker listed")
+            .1;
         for token in tokens(&segment.text) {
             if let Some(w) = lexicon::weight(&token.norm) {
                 tally.add(&token.norm, w);
@@ -113,8 +120,16 @@ pub fn analyse(transcript: &Transcript) -> Output {
     } else {
         format!(
             "{} words outweigh {} words ({:.1} vs {:.1}); strongest: {}.",
-            if summary.positive >= summary.negative { "Positive" } else { "Negative" },
-            if summary.positive >= summary.negative { "negative" } else { "positive" },
+            if summary.positive >= summary.negative {
+                "Positive"
+            } else {
+                "Negative"
+            },
+            if summary.positive >= summary.negative {
+                "negative"
+            } else {
+                "positive"
+            },
             summary.positive.max(summary.negative),
             summary.positive.min(summary.negative),
             summary.top_words.join(", ")
@@ -159,7 +174,11 @@ mod tests {
         let out = analyse(&fixtures::load("dental_booking.txt"));
         assert_eq!(out.call_sentiment, "Positive");
         assert_eq!(out.speakers.len(), 2);
-        assert!(out.overall.top_words.contains(&"great".to_owned()), "{:?}", out.overall.top_words);
+        assert!(
+            out.overall.top_words.contains(&"great".to_owned()),
+            "{:?}",
+            out.overall.top_words
+        );
         assert!(out.confidence_score > 50.0);
     }
 
@@ -174,7 +193,10 @@ mod tests {
     #[test]
     fn no_speech_is_an_invalid_transcript() {
         let t = Transcript::parse(r#"{"segments":[{"speaker":"A","start_ms":0,"end_ms":1,"text":" "}]}"#).unwrap();
-        assert!(matches!(SentimentV1::run(&t, ()), Err(AlgorithmError::InvalidTranscript(_))));
+        assert!(matches!(
+            SentimentV1::run(&t, ()),
+            Err(AlgorithmError::InvalidTranscript(_))
+        ));
     }
 
     #[test]

@@ -3,10 +3,26 @@
 use gensail_host_api::Transcript;
 
 /// Speaker labels that name the business side of a call.
-const AGENT_LABELS: &[&str] = &["agent", "rep", "representative", "receptionist", "staff", "front desk", "office", "support", "sales"];
+const AGENT_LABELS: &[&str] = &[
+    "agent",
+    "rep",
+    "representative",
+    "receptionist",
+    "staff",
+    "front desk",
+    "office",
+    "support",
+    "sales",
+];
 
 /// Phrases the business side opens a call with.
-const OPENINGS: &[&str] = &["thank you for calling", "thanks for calling", "how can i help", "how may i help", "this is"];
+const OPENINGS: &[&str] = &[
+    "thank you for calling",
+    "thanks for calling",
+    "how can i help",
+    "how may i help",
+    "this is",
+];
 
 /// The speaker who answers for the business: `explicit` when given, else a
 /// speaker whose label says so, else the one who opens with a business
@@ -16,7 +32,10 @@ pub fn agent_speaker(transcript: &Transcript, explicit: Option<&str>) -> Option<
         return Some(name.to_owned());
     }
     let speakers = transcript.speakers();
-    if let Some(s) = speakers.iter().find(|s| AGENT_LABELS.iter().any(|l| s.to_lowercase().contains(l))) {
+    if let Some(s) = speakers
+        .iter()
+        .find(|s| AGENT_LABELS.iter().any(|l| s.to_lowercase().contains(l)))
+    {
         return Some((*s).to_owned());
     }
     for segment in transcript.segments.iter().take(4) {

@@ -5,7 +5,11 @@ use gensail_host_api::Segment;
 /// `m:ss` (or `h:mm:ss`) for a millisecond offset, as people read call timestamps.
 pub fn format_ms(ms: u64) -> String {
     let s = ms / 1000;
-    if s >= 3600 { format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60) } else { format!("{}:{:02}", s / 60, s % 60) }
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
 }
 
 /// Estimated time of a byte offset inside a segment's text, assuming an even pace.

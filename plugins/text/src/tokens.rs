@@ -33,7 +33,9 @@ pub fn tokens(text: &str) -> Vec<Token> {
         while let Some(&(at, ch)) = chars.peek() {
             if ch.is_alphanumeric() {
                 push_lower(&mut norm, ch);
-            } else if matches!(ch, '\'' | '\u{2019}' | '-' | '@' | '.' | '_') && text[at + ch.len_utf8()..].starts_with(char::is_alphanumeric) {
+            } else if matches!(ch, '\'' | '\u{2019}' | '-' | '@' | '.' | '_')
+                && text[at + ch.len_utf8()..].starts_with(char::is_alphanumeric)
+            {
                 norm.push(if ch == '\u{2019}' { '\'' } else { ch });
             } else {
                 break;
@@ -42,7 +44,12 @@ pub fn tokens(text: &str) -> Vec<Token> {
             chars.next();
         }
         let ends_clause = text[end..].starts_with(['.', '!', '?', ';', ',']);
-        out.push(Token { norm, start, end, ends_clause });
+        out.push(Token {
+            norm,
+            start,
+            end,
+            ends_clause,
+        });
     }
     out
 }
@@ -61,7 +68,10 @@ mod tests {
 
     #[test]
     fn keeps_contractions_and_emails() {
-        let t: Vec<String> = tokens("I don't know, email maria.g@example.com!").into_iter().map(|t| t.norm).collect();
+        let t: Vec<String> = tokens("I don't know, email maria.g@example.com!")
+            .into_iter()
+            .map(|t| t.norm)
+            .collect();
         assert_eq!(t, ["i", "don't", "know", "email", "maria.g@example.com"]);
     }
 

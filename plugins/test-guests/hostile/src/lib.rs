@@ -5,7 +5,7 @@
 
 wit_bindgen::generate!({ path: "../../../wit", world: "gensail:algorithm/algorithm" });
 
-use exports::gensail::algorithm::plugin::{AlgorithmError, Guest, AlgorithmMetadata, Transcript};
+use exports::gensail::algorithm::plugin::{AlgorithmError, AlgorithmMetadata, Guest, Transcript};
 use gensail::algorithm::host::{LogLevel, log};
 
 struct Hostile;
@@ -48,7 +48,10 @@ impl Guest for Hostile {
             // A regression: 0.1.x succeeds, every later version fails.
             "new_versions_fail" => match env!("CARGO_PKG_VERSION").starts_with("0.1.") {
                 true => Ok("{\"ok\":true}".into()),
-                false => Err(AlgorithmError::Failed(format!("version {} regressed", env!("CARGO_PKG_VERSION")))),
+                false => Err(AlgorithmError::Failed(format!(
+                    "version {} regressed",
+                    env!("CARGO_PKG_VERSION")
+                ))),
             },
             "busy" => {
                 // Bounded work, for runs that must still be in flight a little while.
@@ -86,7 +89,11 @@ impl Guest for Hostile {
             "error" => Err(AlgorithmError::Failed("the hostile guest refuses".into())),
             "log_flood" => {
                 for i in 0..20_000 {
-                    log(LogLevel::Info, &format!("flood line {i}"), &[("i".into(), i.to_string())]);
+                    log(
+                        LogLevel::Info,
+                        &format!("flood line {i}"),
+                        &[("i".into(), i.to_string())],
+                    );
                     eprintln!("stderr flood line {i}");
                 }
                 Ok("{\"flooded\":true}".into())
@@ -101,9 +108,15 @@ impl Guest for Hostile {
                 // Everything an escaping guest would try; the host must deny all of it.
                 let env = std::env::vars().count();
                 let args = std::env::args().count();
-                let fs = std::fs::read_dir("/").map(|d| d.count().to_string()).unwrap_or_else(|e| format!("error: {e}"));
-                let file = std::fs::read_to_string("/etc/passwd").map(|_| "read".to_owned()).unwrap_or_else(|e| format!("error: {e}"));
-                let net = std::net::TcpStream::connect("127.0.0.1:80").map(|_| "connected".to_owned()).unwrap_or_else(|e| format!("error: {e}"));
+                let fs = std::fs::read_dir("/")
+                    .map(|d| d.count().to_string())
+                    .unwrap_or_else(|e| format!("error: {e}"));
+                let file = std::fs::read_to_string("/etc/passwd")
+                    .map(|_| "read".to_owned())
+                    .unwrap_or_else(|e| format!("error: {e}"));
+                let net = std::net::TcpStream::connect("127.0.0.1:80")
+                    .map(|_| "connected".to_owned())
+                    .unwrap_or_else(|e| format!("error: {e}"));
                 Ok(serde_json::json!({"env": env, "args": args, "fs": fs, "file": file, "net": net}).to_string())
             }
             other => Err(AlgorithmError::InvalidConfig(format!("unknown mode {other}"))),

@@ -4,7 +4,7 @@
 
 wit_bindgen::generate!({ path: "wit", world: "gensail:algorithm/algorithm" });
 
-use exports::gensail::algorithm::plugin::{AlgorithmError, Guest, AlgorithmMetadata, Transcript};
+use exports::gensail::algorithm::plugin::{AlgorithmError, AlgorithmMetadata, Guest, Transcript};
 
 struct FromTheFuture;
 
