@@ -16,7 +16,7 @@ use std::process::Command;
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 fn main() {
-    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let root = PathBuf::from(cargo_env("CARGO_MANIFEST_DIR"));
     let plugins = root.join("plugins");
     watch(&root, &plugins);
     ensure_wasm_target();
@@ -46,10 +46,7 @@ fn main() {
     let wasm_dir = target_dir.join(WASM_TARGET).join("release");
     println!("cargo:rustc-env=GENSAIL_PLUGIN_WASM_DIR={}", wasm_dir.display());
     // For tests/plugins_native.rs, which runs the plugins' unit tests natively.
-    println!(
-        "cargo:rustc-env=GENSAIL_HOST_TARGET={}",
-        std::env::var("TARGET").unwrap()
-    );
+    println!("cargo:rustc-env=GENSAIL_HOST_TARGET={}", cargo_env("TARGET"));
     println!(
         "cargo:rustc-env=GENSAIL_CARGO={}",
         std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
@@ -66,8 +63,13 @@ fn main() {
         ));
     }
     bundled.push_str("];\n");
-    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("bundled_plugins.rs");
+    let out = PathBuf::from(cargo_env("OUT_DIR")).join("bundled_plugins.rs");
     std::fs::write(out, bundled).expect("write bundled_plugins.rs");
+}
+
+/// A variable cargo always sets for build scripts.
+fn cargo_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("cargo sets {name} for build scripts"))
 }
 
 /// Crates directly under `plugins/` that build a component (`cdylib`), sorted.
@@ -132,7 +134,7 @@ fn ensure_wasm_target() {
 
 /// The host build's target directory (`OUT_DIR` is `<target>/[<triple>/]<profile>/build/<pkg>/out`).
 fn host_target_dir() -> PathBuf {
-    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    let out = PathBuf::from(cargo_env("OUT_DIR"));
     out.ancestors()
         .nth(4)
         .expect("OUT_DIR has the usual depth")

@@ -6,6 +6,8 @@
 //! (b) child-job creation time for a 10-hour vs a 1-minute transcript;
 //! (c) `GET /jobs/{id}` requests per second and p99 under concurrent load.
 
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on the first unexpected error")]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -7,6 +7,8 @@
 //! (c) loading every bundled plugin from the compile cache vs compiling it;
 //! (d) runs per second of (b) with both cores busy.
 
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on the first unexpected error")]
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

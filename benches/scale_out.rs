@@ -10,6 +10,8 @@
 //! ```
 //! Without the variable only SQLite is measured.
 
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on the first unexpected error")]
+
 #[path = "../tests/common/nodes.rs"]
 mod nodes;
 

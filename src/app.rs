@@ -94,7 +94,7 @@ impl ServeConfig {
     /// Defaults: 127.0.0.1:8080, `./data`, SQLite.
     pub fn new(data_dir: PathBuf) -> Self {
         Self {
-            bind: "127.0.0.1:8080".parse().unwrap(),
+            bind: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
             engine: EngineConfig {
                 cache_dir: Some(data_dir.join("compile-cache")),
                 ..EngineConfig::default()

@@ -78,7 +78,7 @@ impl RateLimits {
             clock,
         };
         let make = |per_minute: u32| {
-            let n = NonZeroU32::new(per_minute.max(1)).unwrap();
+            let n = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
             Arc::new((
                 RateLimiter::dashmap_with_clock(Quota::per_minute(n), clock.clone())
                     .with_middleware::<governor::middleware::StateInformationMiddleware>(),

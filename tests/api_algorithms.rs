@@ -2,6 +2,8 @@
 //! uploads, directory hot-load, versions and rollback, the golden gate,
 //! scopes, per-workspace config, and restarts.
 
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on the first unexpected error")]
+
 mod common;
 
 use std::path::Path;

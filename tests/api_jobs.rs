@@ -1,6 +1,8 @@
 //! Ingestion, the job lifecycle (skipped, requeue, transcribing, retry),
 //! listing with filters and cursors, lookup, and resuming after a crash.
 
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on the first unexpected error")]
+
 mod common;
 
 use common::api::TestServer;

@@ -1,6 +1,8 @@
 //! `POST /api/v1/jobs/{job_id}/run-algorithms`, every example and error row of
 //! the spec and every decided detail of DESIGN.md, over real HTTP.
 
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on the first unexpected error")]
+
 mod common;
 
 use common::api::TestServer;

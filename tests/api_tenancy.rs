@@ -2,6 +2,8 @@
 //! their scope (list endpoints included), algorithm availability by scope,
 //! authentication, and per-scope rate limits with a controlled clock.
 
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on the first unexpected error")]
+
 mod common;
 
 use common::api::{Tenant, TestServer};
@@ -433,6 +435,19 @@ async fn openapi_document_and_offline_docs_page() {
             op["responses"].get(status).is_some(),
             "run-algorithms documents {status}"
         );
+    }
+    // Every operation documents the answers the key middleware gives (added in
+    // one place, so no handler can forget them), each with the error body.
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            for status in ["401", "429"] {
+                let schema = &op["responses"][status]["content"]["application/json"]["schema"]["$ref"];
+                assert_eq!(
+                    schema, "#/components/schemas/ErrorBody",
+                    "{method} {path} documents {status}"
+                );
+            }
+        }
     }
     assert!(doc["components"]["schemas"]["RunAlgorithmsRequest"].is_object());
     // The docs page and its script come from the binary, not a CDN.

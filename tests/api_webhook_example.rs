@@ -2,6 +2,8 @@
 //! call) for docs/webhooks.md: `cargo test --test api_webhook_example -- --nocapture`.
 //! It also checks the documented fields are there, so the doc's example cannot drift silently.
 
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on the first unexpected error")]
+
 mod common;
 
 use common::api::TestServer;

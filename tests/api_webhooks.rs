@@ -1,6 +1,8 @@
 //! Webhook configuration: endpoints and credentials per partner,
 //! organization or workspace; write-only secrets; the outbound address guard.
 
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on the first unexpected error")]
+
 mod common;
 
 use common::api::TestServer;

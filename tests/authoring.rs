@@ -4,6 +4,8 @@
 //! a run on a real job → a second version published without activating,
 //! compared, and activated. If the guide rots, this fails.
 
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on the first unexpected error")]
+
 mod common;
 
 use std::path::{Path, PathBuf};

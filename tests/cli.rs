@@ -1,6 +1,8 @@
 //! `gensail algorithms list | inspect | run`, run as an author would: the real
 //! binary, real components, exit codes and output.
 
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on the first unexpected error")]
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

@@ -2,6 +2,8 @@
 //! runs in flight finishing on the version they started with, and concurrent
 //! runs giving exactly the sequential results.
 
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on the first unexpected error")]
+
 mod common;
 
 use std::sync::Arc;

@@ -2,6 +2,8 @@
 //! end their own run with a typed error, and the same engine then still runs a
 //! good plugin. Real wasmtime, real components.
 
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on the first unexpected error")]
+
 mod common;
 
 use std::time::Duration;

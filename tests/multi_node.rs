@@ -3,6 +3,8 @@
 //! processes (the real binary) sharing PostgreSQL when
 //! `GENSAIL_TEST_POSTGRES_URL` is set (CI), else one SQLite file.
 
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on the first unexpected error")]
+
 mod common;
 
 use std::collections::{HashMap, HashSet};

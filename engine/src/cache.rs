@@ -104,7 +104,7 @@ fn store(component: &Component, path: &Path) -> anyhow::Result<()> {
     // Write-then-rename, so a concurrent reader never sees half a file.
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
-        path.file_name().unwrap().to_string_lossy(),
+        path.file_name().expect("cache path has a file name").to_string_lossy(),
         std::process::id()
     ));
     std::fs::write(&tmp, bytes)?;

@@ -84,7 +84,7 @@ impl QueryManifest {
 /// `POST /algorithms`: publishes a component. Send it as `application/wasm`
 /// (manifest fields in the query string), or as `multipart/form-data` with a
 /// `component` part and an optional `manifest` part (JSON).
-#[utoipa::path(post, path = "/api/v1/algorithms", tag = "algorithms", request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component; or multipart/form-data with parts component and manifest"), responses((status = 201, description = "Published", body = AnyObject), (status = 200, description = "This exact component was already published", body = AnyObject), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/algorithms", tag = "algorithms", request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component; or multipart/form-data with parts component and manifest"), responses((status = 201, description = "Published", body = AnyObject), (status = 200, description = "This exact component was already published", body = AnyObject), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn publish(
     State(state): State<AppState>,
     caller: Caller,
@@ -320,7 +320,7 @@ fn publish_error(e: PublishError) -> ApiError {
 
 /// `GET /algorithms/{id}/versions`: every published version, newest first,
 /// with its sha256, source and whether it is active.
-#[utoipa::path(get, path = "/api/v1/algorithms/{algorithm_id}/versions", tag = "algorithms", params(("algorithm_id" = String, Path)), responses((status = 200, body = AnyObject), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/algorithms/{algorithm_id}/versions", tag = "algorithms", params(("algorithm_id" = String, Path)), responses((status = 200, body = AnyObject), (status = 404, body = ErrorBody)))]
 pub async fn versions(
     State(state): State<AppState>,
     caller: Caller,
@@ -345,7 +345,7 @@ pub struct VersionChoice {
 
 /// `POST /algorithms/{id}/activate` `{"version": "5.1.0"}`: new runs use that
 /// published version (older or newer than the current one).
-#[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/activate", tag = "algorithms", params(("algorithm_id" = String, Path)), request_body = AnyObject, responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/activate", tag = "algorithms", params(("algorithm_id" = String, Path)), request_body = AnyObject, responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn activate(
     State(state): State<AppState>,
     caller: Caller,
@@ -363,7 +363,7 @@ pub async fn activate(
 
 /// `POST /algorithms/{id}/rollback` (optional `{"version": "5.0.0"}`): goes
 /// back to the version that was active before the current one, or to the one named.
-#[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/rollback", tag = "algorithms", params(("algorithm_id" = String, Path)), request_body = AnyObject, responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/rollback", tag = "algorithms", params(("algorithm_id" = String, Path)), request_body = AnyObject, responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn rollback(
     State(state): State<AppState>,
     caller: Caller,
@@ -426,7 +426,7 @@ const MAX_COMPARE_JOBS: usize = 20;
 /// runs that version beside the active one on the jobs' transcripts (default:
 /// the algorithm's golden jobs) and reports output differences, fuel and time
 /// ratios. Nothing is stored.
-#[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/versions/{version}/compare", tag = "algorithms", params(("algorithm_id" = String, Path), ("version" = String, Path)), request_body = AnyObject, responses((status = 200, body = AnyObject), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/versions/{version}/compare", tag = "algorithms", params(("algorithm_id" = String, Path), ("version" = String, Path)), request_body = AnyObject, responses((status = 200, body = AnyObject), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn compare(
     State(state): State<AppState>,
     caller: Caller,

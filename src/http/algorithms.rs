@@ -27,7 +27,7 @@ pub struct ListQuery {
 
 /// `GET /algorithms`: what the workspace may run (the key's own workspace, or
 /// the one named). A platform key without a workspace sees every algorithm.
-#[utoipa::path(get, path = "/api/v1/algorithms", tag = "algorithms", params(("workspace_id" = Option<i64>, Query)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/algorithms", tag = "algorithms", params(("workspace_id" = Option<i64>, Query)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -52,7 +52,7 @@ pub struct ScopeChange {
 
 /// `PATCH /algorithms/{id}`: scope an algorithm to a partner or organization,
 /// to assigned workspaces only (`workspace`), or make it global.
-#[utoipa::path(patch, path = "/api/v1/algorithms/{algorithm_id}", tag = "platform", params(("algorithm_id" = String, Path)), request_body = AnyObject, responses((status = 200, body = AnyObject), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(patch, path = "/api/v1/algorithms/{algorithm_id}", tag = "platform", params(("algorithm_id" = String, Path)), request_body = AnyObject, responses((status = 200, body = AnyObject)))]
 pub async fn set_scope(
     State(state): State<AppState>,
     caller: Caller,
@@ -153,7 +153,7 @@ pub(super) async fn managed(state: &AppState, caller: &Caller, id: &str) -> ApiR
 
 /// `GET /algorithms/{id}`: the algorithm, its active version, its version
 /// history and golden jobs.
-#[utoipa::path(get, path = "/api/v1/algorithms/{algorithm_id}", tag = "algorithms", params(("algorithm_id" = String, Path)), responses((status = 200, body = AnyObject), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/algorithms/{algorithm_id}", tag = "algorithms", params(("algorithm_id" = String, Path)), responses((status = 200, body = AnyObject), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -182,7 +182,7 @@ pub(super) async fn describe(state: &AppState, row: AlgorithmRow) -> ApiResult<V
 /// `POST /algorithms/{id}/disable`: new runs of the algorithm are refused
 /// (requests naming it get 400 "Algorithms not available"); runs in flight
 /// finish; queued runs fail as `unavailable`. Its versions are kept.
-#[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/disable", tag = "algorithms", params(("algorithm_id" = String, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/disable", tag = "algorithms", params(("algorithm_id" = String, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn disable(
     State(state): State<AppState>,
     caller: Caller,
@@ -192,7 +192,7 @@ pub async fn disable(
 }
 
 /// `POST /algorithms/{id}/enable`: serves the active version again.
-#[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/enable", tag = "algorithms", params(("algorithm_id" = String, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/enable", tag = "algorithms", params(("algorithm_id" = String, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn enable(
     State(state): State<AppState>,
     caller: Caller,

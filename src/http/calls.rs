@@ -61,7 +61,7 @@ async fn requested_algorithms(
 }
 
 /// Ingests a call with a ready transcript; it goes straight to analysis (or is skipped by the duration filter).
-#[utoipa::path(post, path = "/api/v1/calls/transcript", tag = "calls", request_body = IngestTranscriptDoc, responses((status = 202, description = "Job created", body = JobCreated), (status = 400, description = "Algorithms not available", body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, description = "Malformed body or transcript", body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/calls/transcript", tag = "calls", request_body = IngestTranscriptDoc, responses((status = 202, description = "Job created", body = JobCreated), (status = 400, description = "Algorithms not available", body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, description = "Malformed body or transcript", body = ErrorBody)))]
 pub async fn ingest_transcript(
     State(state): State<AppState>,
     caller: Caller,
@@ -108,7 +108,7 @@ pub async fn ingest_transcript(
 
 /// Ingests a call by audio URL; the job waits in `transcribing` until an
 /// external transcriber attaches the transcript (`PUT /jobs/{id}/transcript`).
-#[utoipa::path(post, path = "/api/v1/calls/audio", tag = "calls", request_body = IngestAudioDoc, responses((status = 202, description = "Job created, waiting in transcribing", body = JobCreated), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/calls/audio", tag = "calls", request_body = IngestAudioDoc, responses((status = 202, description = "Job created, waiting in transcribing", body = JobCreated)))]
 pub async fn ingest_audio(
     State(state): State<AppState>,
     caller: Caller,

@@ -71,7 +71,7 @@ fn relative_value(state: &AppState, since: &str) -> Option<String> {
 }
 
 /// `GET /jobs`: jobs the key reaches, newest first, cursor-paginated.
-#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(("status" = Option<String>, Query, description = "One status or several, comma separated"), ("since" = Option<String>, Query, description = "30d, 12h, 15m or an RFC 3339 time"), ("parent_job_id" = Option<i64>, Query), ("workspace_id" = Option<i64>, Query), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("limit" = Option<i64>, Query, description = "1 to 500, default 50")), responses((status = 200, description = "{jobs, next_cursor}", body = JobList), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(("status" = Option<String>, Query, description = "One status or several, comma separated"), ("since" = Option<String>, Query, description = "30d, 12h, 15m or an RFC 3339 time"), ("parent_job_id" = Option<i64>, Query), ("workspace_id" = Option<i64>, Query), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("limit" = Option<i64>, Query, description = "1 to 500, default 50")), responses((status = 200, description = "{jobs, next_cursor}", body = JobList)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -137,7 +137,7 @@ pub struct LookupQuery {
 }
 
 /// `GET /jobs/lookup`: jobs by the caller's own call / company IDs.
-#[utoipa::path(get, path = "/api/v1/jobs/lookup", tag = "jobs", params(("source_call_id" = Option<String>, Query), ("source_company_id" = Option<String>, Query)), responses((status = 200, body = JobList), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/jobs/lookup", tag = "jobs", params(("source_call_id" = Option<String>, Query), ("source_company_id" = Option<String>, Query)), responses((status = 200, body = JobList), (status = 404, body = ErrorBody)))]
 pub async fn lookup(
     State(state): State<AppState>,
     caller: Caller,
@@ -187,7 +187,7 @@ pub async fn visible_job(state: &AppState, caller: &Caller, job_id: i64) -> ApiR
 }
 
 /// `GET /jobs/{id}`.
-#[utoipa::path(get, path = "/api/v1/jobs/{job_id}", tag = "jobs", params(("job_id" = i64, Path)), responses((status = 200, description = "Job status, parent, children, transcript summary, run counts", body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/jobs/{job_id}", tag = "jobs", params(("job_id" = i64, Path)), responses((status = 200, description = "Job status, parent, children, transcript summary, run counts", body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(State(state): State<AppState>, caller: Caller, Path(job_id): Path<i64>) -> ApiResult<Json<Value>> {
     let job = visible_job(&state, &caller, job_id).await?;
     Ok(Json(job_view(&state, job).await?))
@@ -207,7 +207,7 @@ pub async fn deliveries(
 }
 
 /// `GET /jobs/{id}/logs`.
-#[utoipa::path(get, path = "/api/v1/jobs/{job_id}/logs", tag = "jobs", params(("job_id" = i64, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/jobs/{job_id}/logs", tag = "jobs", params(("job_id" = i64, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn logs(State(state): State<AppState>, caller: Caller, Path(job_id): Path<i64>) -> ApiResult<Json<Value>> {
     visible_job(&state, &caller, job_id).await?;
     Ok(Json(
@@ -223,7 +223,7 @@ pub struct AttachTranscript {
 }
 
 /// `PUT /jobs/{id}/transcript`: an external transcriber hands over the transcript.
-#[utoipa::path(put, path = "/api/v1/jobs/{job_id}/transcript", tag = "jobs", params(("job_id" = i64, Path)), request_body = AnyObject, responses((status = 202, body = JobCreated), (status = 409, description = "Job is not transcribing", body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/jobs/{job_id}/transcript", tag = "jobs", params(("job_id" = i64, Path)), request_body = AnyObject, responses((status = 202, body = JobCreated), (status = 409, description = "Job is not transcribing", body = ErrorBody)))]
 pub async fn attach_transcript(
     State(state): State<AppState>,
     caller: Caller,
@@ -273,7 +273,7 @@ pub struct StatusChange {
 
 /// `PATCH /jobs/{id}/status`: requeue a skipped job; it is checked again
 /// against the workspace's current filter and stays skipped if it still fails it.
-#[utoipa::path(patch, path = "/api/v1/jobs/{job_id}/status", tag = "jobs", params(("job_id" = i64, Path)), request_body = AnyObject, responses((status = 200, body = AnyObject), (status = 400, description = "Only skipped jobs can be requeued", body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(patch, path = "/api/v1/jobs/{job_id}/status", tag = "jobs", params(("job_id" = i64, Path)), request_body = AnyObject, responses((status = 200, body = AnyObject), (status = 400, description = "Only skipped jobs can be requeued", body = ErrorBody)))]
 pub async fn update_status(
     State(state): State<AppState>,
     caller: Caller,
@@ -355,7 +355,7 @@ pub struct RetryBody {
 }
 
 /// `POST /jobs/{id}/retry`.
-#[utoipa::path(post, path = "/api/v1/jobs/{job_id}/retry", tag = "jobs", params(("job_id" = i64, Path)), request_body(content = AnyObject, description = "{mode: rerun | requeue}, optional"), responses((status = 202, body = RunAlgorithmsAccepted), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/jobs/{job_id}/retry", tag = "jobs", params(("job_id" = i64, Path)), request_body(content = AnyObject, description = "{mode: rerun | requeue}, optional"), responses((status = 202, body = RunAlgorithmsAccepted), (status = 400, body = ErrorBody)))]
 pub async fn retry(
     State(state): State<AppState>,
     caller: Caller,
@@ -378,7 +378,7 @@ pub async fn retry(
 }
 
 /// `POST /jobs/retry`: retry the newest job with these source IDs.
-#[utoipa::path(post, path = "/api/v1/jobs/retry", tag = "jobs", request_body = AnyObject, responses((status = 202, body = RunAlgorithmsAccepted), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/jobs/retry", tag = "jobs", request_body = AnyObject, responses((status = 202, body = RunAlgorithmsAccepted), (status = 404, body = ErrorBody)))]
 pub async fn retry_by_source(
     State(state): State<AppState>,
     caller: Caller,

@@ -20,7 +20,7 @@ use crate::app::AppState;
 const FINISHED: &[&str] = &["completed", "partial", "failed"];
 
 /// Creates a child job that runs the requested algorithms on the job's transcript.
-#[utoipa::path(post, path = "/api/v1/jobs/{job_id}/run-algorithms", tag = "on-demand", params(("job_id" = i64, Path, description = "The job whose transcript to analyse")), request_body = RunAlgorithmsRequest, responses((status = 202, description = "On-demand analysis job created", body = RunAlgorithmsAccepted), (status = 200, description = "Algorithms already ran on this job", body = AlreadyRan), (status = 400, description = "Job is still {status}. Wait for completion. / Job has no usable transcript / Algorithms not available: [...]", body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/jobs/{job_id}/run-algorithms", tag = "on-demand", params(("job_id" = i64, Path, description = "The job whose transcript to analyse")), request_body = RunAlgorithmsRequest, responses((status = 202, description = "On-demand analysis job created", body = RunAlgorithmsAccepted), (status = 200, description = "Algorithms already ran on this job", body = AlreadyRan), (status = 400, description = "Job is still {status}. Wait for completion. / Job has no usable transcript / Algorithms not available: [...]", body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn run_algorithms(
     State(state): State<AppState>,
     caller: Caller,
@@ -46,7 +46,7 @@ pub async fn run_algorithms(
         Some(sha) => Some((sha, state.store.transcript_summary(sha).await?)),
         None => None,
     };
-    if !transcript.is_some_and(|(_, summary)| summary.speech_segment_count > 0) {
+    if transcript.is_none_or(|(_, summary)| summary.speech_segment_count <= 0) {
         return Err(ApiError::bad_request("Job has no usable transcript"));
     }
     let missing = state.store.unavailable(&workspace, &algorithm_ids).await?;

@@ -2,9 +2,10 @@
 //! handlers' `#[utoipa::path]` annotations, and the schemas they name. The
 //! interactive page at `/docs` serves Swagger UI from the binary (no CDN).
 
-use utoipa::openapi::RefOr;
+use utoipa::openapi::path::ParameterIn;
 use utoipa::openapi::schema::{ObjectBuilder, Schema};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::{algorithm_versions, algorithms, calls, jobs, on_demand, runs, tenants, webhooks, workspace_algorithms};
@@ -157,6 +158,57 @@ impl Modify for Security {
     }
 }
 
+/// The answers every `/api/v1` operation can give, added here once instead of
+/// on each handler: every route is behind the key middleware (401) and its
+/// rate limit (429), and every body or query string is parsed by extractors
+/// whose rejection is a 422 naming the field.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let takes_input = operation.request_body.is_some()
+                    || operation
+                        .parameters
+                        .iter()
+                        .flatten()
+                        .any(|p| matches!(p, RefOr::T(p) if matches!(p.parameter_in, ParameterIn::Query)));
+                let responses = &mut operation.responses.responses;
+                responses
+                    .entry("401".into())
+                    .or_insert_with(|| error("Missing, invalid or revoked API key").into());
+                responses
+                    .entry("429".into())
+                    .or_insert_with(|| error("Rate limited; see Retry-After").into());
+                if takes_input {
+                    responses.entry("422".into()).or_insert_with(|| {
+                        error("The body or query does not parse, or breaks a rule; detail names the field").into()
+                    });
+                }
+            }
+        }
+    }
+}
+
 /// The OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
@@ -174,7 +226,7 @@ impl Modify for Security {
         webhooks::put_credential, webhooks::get_credential, webhooks::delete_credential,
     ),
     components(schemas(ErrorBody, RunAlgorithmsRequest, RunAlgorithmsAccepted, AlreadyRan, ExistingRunDoc, JobCreated, JobList, IngestTranscriptDoc, IngestAudioDoc)),
-    modifiers(&Security),
+    modifiers(&Security, &CommonResponses),
     security(("bearer" = []), ("api_key" = [])),
 )]
 pub struct ApiDoc;

@@ -12,7 +12,7 @@ use super::openapi::*;
 use crate::app::AppState;
 
 /// `GET /jobs/{id}/runs`: every run of the job, with results.
-#[utoipa::path(get, path = "/api/v1/jobs/{job_id}/runs", tag = "runs", params(("job_id" = i64, Path)), responses((status = 200, description = "{job_id, runs}", body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/jobs/{job_id}/runs", tag = "runs", params(("job_id" = i64, Path)), responses((status = 200, description = "{job_id, runs}", body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn for_job(State(state): State<AppState>, caller: Caller, Path(job_id): Path<i64>) -> ApiResult<Json<Value>> {
     visible_job(&state, &caller, job_id).await?;
     Ok(Json(
@@ -21,7 +21,7 @@ pub async fn for_job(State(state): State<AppState>, caller: Caller, Path(job_id)
 }
 
 /// `GET /algorithm-runs/{id}`.
-#[utoipa::path(get, path = "/api/v1/algorithm-runs/{run_id}", tag = "runs", params(("run_id" = i64, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/algorithm-runs/{run_id}", tag = "runs", params(("run_id" = i64, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(State(state): State<AppState>, caller: Caller, Path(run_id): Path<i64>) -> ApiResult<Json<Value>> {
     let run = state.store.run(run_id).await?;
     let job = state.store.job(run.job_id).await?;

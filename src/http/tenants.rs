@@ -62,7 +62,7 @@ fn created(value: impl serde::Serialize) -> ApiResult<(StatusCode, Json<Value>)>
 }
 
 /// `POST /partners`.
-#[utoipa::path(post, path = "/api/v1/partners", tag = "platform", request_body = AnyObject, responses((status = 201, body = AnyObject), (status = 403, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/partners", tag = "platform", request_body = AnyObject, responses((status = 201, body = AnyObject), (status = 403, body = ErrorBody)))]
 pub async fn create_partner(
     State(state): State<AppState>,
     caller: Caller,
@@ -73,7 +73,7 @@ pub async fn create_partner(
 }
 
 /// `POST /organizations`.
-#[utoipa::path(post, path = "/api/v1/organizations", tag = "platform", request_body = AnyObject, responses((status = 201, body = AnyObject), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/organizations", tag = "platform", request_body = AnyObject, responses((status = 201, body = AnyObject), (status = 404, body = ErrorBody)))]
 pub async fn create_organization(
     State(state): State<AppState>,
     caller: Caller,
@@ -89,7 +89,7 @@ pub async fn create_organization(
 }
 
 /// `POST /workspaces`.
-#[utoipa::path(post, path = "/api/v1/workspaces", tag = "platform", request_body = AnyObject, responses((status = 201, body = AnyObject), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/workspaces", tag = "platform", request_body = AnyObject, responses((status = 201, body = AnyObject), (status = 404, body = ErrorBody)))]
 pub async fn create_workspace(
     State(state): State<AppState>,
     caller: Caller,
@@ -115,7 +115,7 @@ pub struct WorkspaceSettings {
 }
 
 /// `PATCH /workspaces/{id}`: the ingestion filter.
-#[utoipa::path(patch, path = "/api/v1/workspaces/{workspace_id}", tag = "platform", params(("workspace_id" = i64, Path)), request_body = AnyObject, responses((status = 200, body = AnyObject), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(patch, path = "/api/v1/workspaces/{workspace_id}", tag = "platform", params(("workspace_id" = i64, Path)), request_body = AnyObject, responses((status = 200, body = AnyObject)))]
 pub async fn update_workspace(
     State(state): State<AppState>,
     caller: Caller,
@@ -133,7 +133,7 @@ pub async fn update_workspace(
 }
 
 /// `POST /keys`: a new key; its token is in this answer and nowhere else, ever.
-#[utoipa::path(post, path = "/api/v1/keys", tag = "platform", request_body = AnyObject, responses((status = 201, description = "The token is shown here only", body = AnyObject), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/keys", tag = "platform", request_body = AnyObject, responses((status = 201, description = "The token is shown here only", body = AnyObject)))]
 pub async fn create_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -168,7 +168,7 @@ pub async fn create_key(
 }
 
 /// `DELETE /keys/{id}`.
-#[utoipa::path(delete, path = "/api/v1/keys/{key_id}", tag = "platform", params(("key_id" = i64, Path)), responses((status = 204), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/keys/{key_id}", tag = "platform", params(("key_id" = i64, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn revoke_key(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> ApiResult<StatusCode> {
     caller.require_platform()?;
     state.store.revoke_key(id).await?;

@@ -65,7 +65,7 @@ fn capitalised(word: &str) -> String {
 
 /// `PUT .../webhook`: sets the URL. A new endpoint gets a signing secret,
 /// returned in this answer only.
-#[utoipa::path(put, path = "/api/v1/config/{entity_type}/{entity_id}/webhook", tag = "webhooks", params(("entity_type" = String, Path, description = "partner, organization or workspace"), ("entity_id" = i64, Path)), request_body = AnyObject, responses((status = 200, description = "The endpoint; signing_secret only when just created", body = AnyObject), (status = 400, description = "URL refused (scheme, credentials, private address)", body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/config/{entity_type}/{entity_id}/webhook", tag = "webhooks", params(("entity_type" = String, Path, description = "partner, organization or workspace"), ("entity_id" = i64, Path)), request_body = AnyObject, responses((status = 200, description = "The endpoint; signing_secret only when just created", body = AnyObject), (status = 400, description = "URL refused (scheme, credentials, private address)", body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn put_endpoint(
     State(state): State<AppState>,
     caller: Caller,
@@ -110,7 +110,7 @@ fn endpoint_view(entity: Entity, e: &crate::store::EndpointRow) -> Value {
 }
 
 /// `GET .../webhook`.
-#[utoipa::path(get, path = "/api/v1/config/{entity_type}/{entity_id}/webhook", tag = "webhooks", params(("entity_type" = String, Path, description = "partner, organization or workspace"), ("entity_id" = i64, Path)), responses((status = 200, body = AnyObject), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/config/{entity_type}/{entity_id}/webhook", tag = "webhooks", params(("entity_type" = String, Path, description = "partner, organization or workspace"), ("entity_id" = i64, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_endpoint(
     State(state): State<AppState>,
     caller: Caller,
@@ -126,7 +126,7 @@ pub async fn get_endpoint(
 }
 
 /// `DELETE .../webhook`.
-#[utoipa::path(delete, path = "/api/v1/config/{entity_type}/{entity_id}/webhook", tag = "webhooks", params(("entity_type" = String, Path, description = "partner, organization or workspace"), ("entity_id" = i64, Path)), responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/config/{entity_type}/{entity_id}/webhook", tag = "webhooks", params(("entity_type" = String, Path, description = "partner, organization or workspace"), ("entity_id" = i64, Path)), responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_endpoint(
     State(state): State<AppState>,
     caller: Caller,
@@ -146,7 +146,7 @@ fn required<'a>(value: &'a Option<String>, field: &str, auth_type: &str) -> ApiR
 }
 
 /// `PUT .../webhook-credential`.
-#[utoipa::path(put, path = "/api/v1/config/{entity_type}/{entity_id}/webhook-credential", tag = "webhooks", params(("entity_type" = String, Path, description = "partner, organization or workspace"), ("entity_id" = i64, Path)), request_body = AnyObject, responses((status = 200, description = "Type and hint, never the secret", body = AnyObject), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/config/{entity_type}/{entity_id}/webhook-credential", tag = "webhooks", params(("entity_type" = String, Path, description = "partner, organization or workspace"), ("entity_id" = i64, Path)), request_body = AnyObject, responses((status = 200, description = "Type and hint, never the secret", body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn put_credential(
     State(state): State<AppState>,
     caller: Caller,
@@ -207,7 +207,7 @@ pub async fn put_credential(
 }
 
 /// `GET .../webhook-credential`: the type and a hint, never the secret.
-#[utoipa::path(get, path = "/api/v1/config/{entity_type}/{entity_id}/webhook-credential", tag = "webhooks", params(("entity_type" = String, Path, description = "partner, organization or workspace"), ("entity_id" = i64, Path)), responses((status = 200, body = AnyObject), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/config/{entity_type}/{entity_id}/webhook-credential", tag = "webhooks", params(("entity_type" = String, Path, description = "partner, organization or workspace"), ("entity_id" = i64, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_credential(
     State(state): State<AppState>,
     caller: Caller,
@@ -231,7 +231,7 @@ pub async fn get_credential(
 }
 
 /// `DELETE .../webhook-credential`.
-#[utoipa::path(delete, path = "/api/v1/config/{entity_type}/{entity_id}/webhook-credential", tag = "webhooks", params(("entity_type" = String, Path, description = "partner, organization or workspace"), ("entity_id" = i64, Path)), responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/config/{entity_type}/{entity_id}/webhook-credential", tag = "webhooks", params(("entity_type" = String, Path, description = "partner, organization or workspace"), ("entity_id" = i64, Path)), responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_credential(
     State(state): State<AppState>,
     caller: Caller,

@@ -33,7 +33,7 @@ pub struct Assign {
 /// `GET /workspaces/{id}/algorithms`: the workspace's assigned algorithms,
 /// each with the config it runs with there and that config's sha256 (what
 /// runs record as `config_sha256`).
-#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/algorithms", tag = "algorithms", params(("workspace_id" = i64, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/algorithms", tag = "algorithms", params(("workspace_id" = i64, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -57,7 +57,7 @@ pub async fn list(
 /// run by default in) a workspace, with an optional config; assigning again
 /// replaces the config. Later runs use it; queued runs keep the config they
 /// were created with.
-#[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/algorithms", tag = "platform", params(("workspace_id" = i64, Path)), request_body = AnyObject, responses((status = 201, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/algorithms", tag = "platform", params(("workspace_id" = i64, Path)), request_body = AnyObject, responses((status = 201, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn assign(
     State(state): State<AppState>,
     caller: Caller,
@@ -94,7 +94,7 @@ pub async fn assign(
 }
 
 /// `DELETE /workspaces/{id}/algorithms/{algorithm_id}`.
-#[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/algorithms/{algorithm_id}", tag = "platform", params(("workspace_id" = i64, Path), ("algorithm_id" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/algorithms/{algorithm_id}", tag = "platform", params(("workspace_id" = i64, Path), ("algorithm_id" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn unassign(
     State(state): State<AppState>,
     caller: Caller,

@@ -78,9 +78,11 @@ pub fn spelled_words(text: &str) -> Vec<String> {
         })
         .map(|w| {
             let joined: String = w.split('-').collect();
+            // The first letter stays upper case, the rest are lowered.
             let mut chars = joined.chars();
-            let first = chars.next().unwrap();
-            std::iter::once(first)
+            chars
+                .next()
+                .into_iter()
                 .chain(chars.flat_map(char::to_lowercase))
                 .collect()
         })
@@ -204,7 +206,7 @@ pub fn time(text: &str) -> Option<String> {
             (_, Some("am" | "a.m")) => "AM".into(),
             (_, Some("pm" | "p.m")) => "PM".into(),
             _ if colon => {
-                if hour >= 7 && hour < 12 {
+                if (7..12).contains(&hour) {
                     "AM".into()
                 } else {
                     "PM".into()

@@ -53,7 +53,7 @@ pub fn classify(transcript: &Transcript) -> Output {
         for token in tokens(&segment.text) {
             for (outcome, keywords) in OUTCOMES {
                 if keywords.contains(&token.norm.as_str()) {
-                    *scores.get_mut(outcome).unwrap() += 1.0;
+                    *scores.entry(outcome).or_default() += 1.0;
                     hits.push(format!("{outcome}: \"{}\"", token.norm));
                 }
             }

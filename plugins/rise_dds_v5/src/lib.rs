@@ -183,7 +183,7 @@ pub fn classify(transcript: &Transcript) -> Output {
     }
     let mut scores: BTreeMap<&'static str, f64> = OUTCOMES.iter().map(|o| (*o, 0.0)).collect();
     for e in &evidence {
-        *scores.get_mut(e.outcome).unwrap() += e.weight;
+        *scores.entry(e.outcome).or_default() += e.weight;
     }
     let caller_wanted_in = evidence
         .iter()
