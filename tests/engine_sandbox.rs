@@ -8,42 +8,9 @@ mod common;
 
 use std::time::Duration;
 
+use common::hostile::{assert_still_healthy, run_mode};
 use common::{engine, fixture, wasm};
-use gensail_engine::{AlgorithmErrorKind, Engine, LimitOverrides, LoadError, RunError, RunReport};
-
-/// Loads the hostile guest with the given limit overrides.
-async fn hostile(engine: &Engine, overrides: LimitOverrides) -> std::sync::Arc<gensail_engine::LoadedAlgorithm> {
-    engine
-        .load("hostile_v1", &wasm("hostile"), overrides)
-        .await
-        .expect("load hostile guest")
-}
-
-async fn run_mode(engine: &Engine, overrides: LimitOverrides, mode: &str) -> RunReport {
-    let algorithm = hostile(engine, overrides).await;
-    engine
-        .run_loaded(
-            &algorithm,
-            &fixture("dental_booking.txt"),
-            &format!(r#"{{"mode":"{mode}"}}"#),
-        )
-        .await
-}
-
-/// After a hostile run the same engine must still run a good plugin correctly.
-async fn assert_still_healthy(engine: &Engine) {
-    let sentiment = engine
-        .load("sentiment_v1", &wasm("sentiment_v1"), LimitOverrides::default())
-        .await
-        .unwrap();
-    let report = engine
-        .run_loaded(&sentiment, &fixture("dental_booking.txt"), "{}")
-        .await;
-    assert_eq!(
-        report.outcome().expect("good plugin runs")["call_sentiment"],
-        "Positive"
-    );
-}
+use gensail_engine::{AlgorithmErrorKind, LimitOverrides, LoadError, RunError};
 
 #[tokio::test]
 async fn infinite_loop_times_out() {

@@ -138,8 +138,17 @@ pub fn check_id(id: &str) -> Result<(), LoadError> {
 /// Parses a schema a plugin published; a malformed one is a load error rather
 /// than something every later reader has to cope with.
 pub(crate) fn parse_schema(which: &str, text: Option<String>) -> Result<Option<serde_json::Value>, LoadError> {
-    text.map(|t| serde_json::from_str(&t).map_err(|e| LoadError::Metadata(format!("{which} is not valid JSON: {e}"))))
-        .transpose()
+    let max = crate::guest::MAX_SCHEMA_BYTES;
+    text.map(|t| {
+        if t.len() > max {
+            return Err(LoadError::Metadata(format!(
+                "{which} is {} bytes; the limit is {max} bytes",
+                t.len()
+            )));
+        }
+        serde_json::from_str(&t).map_err(|e| LoadError::Metadata(format!("{which} is not valid JSON: {e}")))
+    })
+    .transpose()
 }
 
 #[cfg(test)]

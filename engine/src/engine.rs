@@ -1,4 +1,5 @@
-//! The engine: wasmtime set up once, shared by every load and run.
+//! The engine: wasmtime set up once, shared by every load and run, and the
+//! runtime guests run on.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
@@ -11,6 +12,7 @@ use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::cache::CompileCache;
 use crate::component::{self, ComponentInfo, LoadedAlgorithm};
+use crate::guest::{MAX_DESCRIPTION_BYTES, MAX_ERROR_MESSAGE_BYTES, MAX_NAME_BYTES, clip};
 use crate::limits::{LimitOverrides, Limits};
 use crate::registry::Registry;
 use crate::sandbox::RunState;
@@ -45,8 +47,61 @@ impl Default for EngineConfig {
     }
 }
 
+/// The tokio runtime every guest call (runs, `metadata()`) and every compile
+/// executes on: its own threads, one per run slot, so a busy or hostile guest
+/// never holds a thread the HTTP server or the job worker needs.
+pub(crate) struct GuestRuntime(Option<tokio::runtime::Runtime>);
+
+impl GuestRuntime {
+    fn new(threads: usize) -> Result<Self, EngineError> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .max_blocking_threads(threads.max(1))
+            .thread_name("gensail-guest")
+            .enable_time()
+            .build()
+            .map(|rt| Self(Some(rt)))
+            .map_err(|e| EngineError::Config(format!("cannot start the guest runtime: {e}")))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0
+            .as_ref()
+            .expect("the guest runtime lives as long as the engine")
+            .handle()
+    }
+
+    /// Runs a guest call on the guest runtime.
+    pub(crate) fn spawn<F>(&self, call: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle().spawn(call)
+    }
+
+    /// Runs blocking work (compiling) on the guest runtime's blocking threads.
+    pub(crate) fn spawn_blocking<R: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> R + Send + 'static,
+    ) -> tokio::task::JoinHandle<R> {
+        self.handle().spawn_blocking(work)
+    }
+}
+
+impl Drop for GuestRuntime {
+    fn drop(&mut self) {
+        // The last engine handle may be dropped inside another runtime, where
+        // a blocking shutdown would panic; runs still in flight are abandoned.
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 pub(crate) struct Inner {
     pub(crate) wasmtime: wasmtime::Engine,
+    pub(crate) guests: GuestRuntime,
     pub(crate) linker: Linker<RunState>,
     pub(crate) config: EngineConfig,
     pub(crate) permits: Semaphore,
@@ -73,13 +128,10 @@ impl Engine {
             wasmtime::Engine::new(&wasmtime_config(&config)?).map_err(|e| EngineError::Config(format!("{e:#}")))?;
         let mut linker = Linker::new(&wasmtime);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| EngineError::Config(format!("{e:#}")))?;
-        crate::bindings::gensail::algorithm::host::add_to_linker::<RunState, wasmtime::component::HasSelf<RunState>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        crate::sandbox::add_host_to_linker(&mut linker).map_err(|e| EngineError::Config(format!("{e:#}")))?;
         let cache = CompileCache::new(config.cache_dir.clone(), &wasmtime);
         let inner = Arc::new(Inner {
+            guests: GuestRuntime::new(config.max_concurrent_runs)?,
             permits: Semaphore::new(config.max_concurrent_runs.max(1)),
             wasmtime,
             linker,
@@ -165,26 +217,31 @@ impl Engine {
     ) -> Result<(ComponentInfo, crate::bindings::AlgorithmPre<RunState>), LoadError> {
         component::check_header(bytes)?;
         let sha256 = hex::encode(Sha256::digest(bytes));
-        // Compiling takes tens to hundreds of milliseconds of CPU: keep it off the async workers.
+        // Compiling takes tens to hundreds of milliseconds of CPU: keep it off
+        // the caller's threads, on the guest runtime's blocking threads.
         let (engine, owned, key) = (self.clone(), bytes.to_vec(), sha256.clone());
-        let compiled =
-            tokio::task::spawn_blocking(move || engine.inner.cache.component(&engine.inner.wasmtime, &key, &owned))
-                .await
-                .map_err(|e| LoadError::Compile(format!("compilation was aborted: {e}")))?
-                .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let compiled = self
+            .inner
+            .guests
+            .spawn_blocking(move || engine.inner.cache.component(&engine.inner.wasmtime, &key, &owned))
+            .await
+            .map_err(|e| LoadError::Compile(format!("compilation was aborted: {e}")))?
+            .map_err(|e| LoadError::Compile(clip(&format!("{e:#}"), MAX_ERROR_MESSAGE_BYTES)))?;
         let wit_version = component::plugin_wit_version(&compiled, &self.inner.wasmtime)?;
         let pre = component::prelink(&self.inner.linker, &compiled)?;
-        let meta = crate::run::call_metadata(self, &pre).await?;
-        component::check_id(&meta.id)
-            .map_err(|_| LoadError::Metadata(format!("metadata().id {:?} is not a valid algorithm ID", meta.id)))?;
-        let version = semver::Version::parse(&meta.version).map_err(|e| LoadError::InvalidVersion {
-            version: meta.version.clone(),
+        let meta = crate::run::call_metadata(self, &pre, &sha256).await?;
+        let id = clip(&meta.id, MAX_NAME_BYTES);
+        component::check_id(&id)
+            .map_err(|_| LoadError::Metadata(format!("metadata().id {id:?} is not a valid algorithm ID")))?;
+        let version_text = clip(&meta.version, MAX_NAME_BYTES);
+        let version = semver::Version::parse(&version_text).map_err(|e| LoadError::InvalidVersion {
+            version: version_text.clone(),
             reason: e.to_string(),
         })?;
         let info = ComponentInfo {
-            id: meta.id,
+            id,
             version,
-            description: meta.description,
+            description: clip(&meta.description, MAX_DESCRIPTION_BYTES),
             config_schema: component::parse_schema("config-schema", meta.config_schema)?,
             output_schema: component::parse_schema("output-schema", meta.output_schema)?,
             wit_version,

@@ -18,15 +18,17 @@
 //! ```
 //!
 //! # Layout
-//! - [`engine`](crate::Engine): the wasmtime `Engine`, linker, pooling allocator, epoch ticker and
-//!   the concurrency bound; entry points `load`, `inspect`, `run`.
+//! - [`engine`](crate::Engine): the wasmtime `Engine`, linker, pooling allocator, epoch ticker,
+//!   the concurrency bound and the guest runtime; entry points `load`, `inspect`, `run`.
 //! - `bindings`: the one `bindgen!` of the WIT world.
 //! - `cache`: compiled components on disk, keyed by content hash and engine configuration.
 //! - `component`: validation of a component against the contract ([`ComponentInfo`], [`LoadedAlgorithm`]).
 //! - [`registry`]: the concurrent map of loaded algorithms by ID ([`Registry`]).
-//! - `sandbox`: the per-run store state: WASI with nothing granted, the bounded run log,
-//!   the memory limiter.
-//! - `run`: one run: instantiate, call, classify the outcome ([`RunReport`], [`RunError`]).
+//! - `sandbox`: the per-run store state: WASI with nothing granted and deterministic clocks
+//!   and random sources, the bounded run log, the memory limiter, the `host` interface.
+//! - `guest`: the bound on every string a guest hands the host (messages, logs, metadata, names).
+//! - `run`: one run on the guest runtime: instantiate, call, classify the outcome
+//!   ([`RunReport`], [`RunError`], [`GuestFault`]).
 //! - [`limits`]: [`Limits`] and per-algorithm [`LimitOverrides`].
 //! - [`error`]: [`LoadError`] and [`EngineError`].
 
@@ -37,6 +39,7 @@ mod cache;
 mod component;
 mod engine;
 pub mod error;
+mod guest;
 pub mod limits;
 pub mod registry;
 mod run;
@@ -46,9 +49,10 @@ pub use cache::CompileStats;
 pub use component::{ComponentInfo, LoadedAlgorithm, check_id as check_algorithm_id};
 pub use engine::{Engine, EngineConfig};
 pub use error::{EngineError, LoadError};
+pub use guest::clip;
 pub use limits::{LimitOverrides, Limits};
 pub use registry::Registry;
-pub use run::{AlgorithmErrorKind, RunError, RunReport};
+pub use run::{AlgorithmErrorKind, GuestFault, RunError, RunReport};
 
 /// The version of `gensail:algorithm` this host implements. Plugins built
 /// against the same major version and a minor version no greater than this load.

@@ -1,6 +1,8 @@
 //! One run: a fresh `Store`, instantiate from the pre-linked component, call,
-//! and turn whatever happened into a [`RunReport`].
+//! and turn whatever happened into a [`RunReport`]. Runs execute on the
+//! engine's own runtime (`engine::GuestRuntime`), never on the caller's.
 
+use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,12 +11,15 @@ use gensail_host_api::Transcript;
 use semver::Version;
 use serde::Serialize;
 use serde::ser::SerializeMap;
+use sha2::{Digest, Sha256};
+use wasmtime::component::ResourceTableError;
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 
 use crate::bindings::AlgorithmPre;
 use crate::bindings::exports::gensail::algorithm::plugin;
 use crate::bindings::gensail::algorithm::types as wit;
 use crate::engine::{EPOCH_TICK, Engine};
+use crate::guest::{self, MAX_BACKTRACE_FRAMES, MAX_ERROR_MESSAGE_BYTES, MAX_FRAME_NAME_BYTES, clip};
 use crate::limits::Limits;
 use crate::sandbox::RunState;
 use crate::{EngineError, LoadError, LoadedAlgorithm};
@@ -29,6 +34,35 @@ pub enum AlgorithmErrorKind {
     InvalidTranscript,
     /// Anything else.
     Failed,
+}
+
+/// How a guest misused a host call. Each is the guest's fault, not the host's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestFault {
+    /// A string it passed is not UTF-8.
+    InvalidUtf8,
+    /// It asked for more random bytes at once than the host serves.
+    RandomRequestTooLarge,
+    /// It used a handle (a stream, a pollable) it does not hold, or of the wrong type.
+    InvalidHandle,
+    /// It opened more handles than the host's table holds.
+    HandleTableFull,
+    /// Another call the host refused (the message says which).
+    HostCallRefused,
+}
+
+impl GuestFault {
+    /// The fault's name on the wire.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::InvalidUtf8 => "invalid_utf8",
+            Self::RandomRequestTooLarge => "random_request_too_large",
+            Self::InvalidHandle => "invalid_handle",
+            Self::HandleTableFull => "handle_table_full",
+            Self::HostCallRefused => "host_call_refused",
+        }
+    }
 }
 
 /// Why a run produced no output. Each one ends that run alone.
@@ -82,6 +116,14 @@ pub enum RunError {
         /// The plugin's message.
         message: String,
     },
+    /// The guest misused a host call (see [`GuestFault`]).
+    #[error("the plugin misused a host call ({}): {message}", fault.as_str())]
+    GuestFault {
+        /// What it did.
+        fault: GuestFault,
+        /// The host's words on it, bounded.
+        message: String,
+    },
     /// The host could not run the plugin (e.g. it could not be instantiated).
     #[error("the host could not run the plugin: {message}")]
     Host {
@@ -101,6 +143,7 @@ impl RunError {
             Self::OutputTooLarge { .. } => "output_too_large",
             Self::InvalidOutput { .. } => "invalid_output",
             Self::Algorithm { .. } => "algorithm_error",
+            Self::GuestFault { .. } => "guest_fault",
             Self::Host { .. } => "host_error",
         }
     }
@@ -114,6 +157,7 @@ impl Serialize for RunError {
         match self {
             Self::Trap { backtrace: Some(b), .. } => map.serialize_entry("backtrace", b)?,
             Self::Algorithm { kind, .. } => map.serialize_entry("algorithm_error", kind)?,
+            Self::GuestFault { fault, .. } => map.serialize_entry("fault", fault)?,
             _ => {}
         }
         map.end()
@@ -171,12 +215,43 @@ impl Engine {
     }
 
     /// Runs a specific loaded version (the one a caller already holds, even if
-    /// the registry has moved on to a newer one).
+    /// the registry has moved on to a newer one). The run executes on the
+    /// engine's guest runtime: the caller's threads never run guest code.
     pub async fn run_loaded(
         &self,
         algorithm: &Arc<LoadedAlgorithm>,
         transcript: &Transcript,
         config_json: &str,
+    ) -> RunReport {
+        let input = to_wit(transcript);
+        let config = if config_json.trim().is_empty() {
+            "{}".to_owned()
+        } else {
+            config_json.to_owned()
+        };
+        let seed = run_seed(&algorithm.info.sha256, &config, &input);
+        let (engine, task_algorithm) = (self.clone(), algorithm.clone());
+        let run = self
+            .inner
+            .guests
+            .spawn(async move { engine.run_here(&task_algorithm, &input, &config, seed).await });
+        match run.await {
+            Ok(report) => report,
+            Err(ended) => RunReport::failed(
+                algorithm,
+                RunError::Host {
+                    message: format!("the run's task ended before it reported: {ended}"),
+                },
+            ),
+        }
+    }
+
+    async fn run_here(
+        &self,
+        algorithm: &LoadedAlgorithm,
+        input: &wit::Transcript,
+        config: &str,
+        seed: [u8; 32],
     ) -> RunReport {
         let _permit = self
             .inner
@@ -185,26 +260,25 @@ impl Engine {
             .await
             .expect("run semaphore is never closed");
         let limits = algorithm.limits;
-        let input = to_wit(transcript);
-        let config = if config_json.trim().is_empty() {
-            "{}"
-        } else {
-            config_json
-        };
         let started = Instant::now();
-        let mut store = new_store(self, &limits);
+        let mut store = new_store(self, &limits, seed);
         let called = with_deadline(&limits, async {
-            let instance = algorithm.pre.instantiate_async(&mut store).await?;
+            let instance = algorithm
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(Phase::Instantiate)?;
             instance
                 .gensail_algorithm_plugin()
-                .call_run(&mut store, &input, config)
+                .call_run(&mut store, input, config)
                 .await
+                .map_err(Phase::Call)
         })
         .await;
         let wall_time = started.elapsed();
         let outcome = match called {
             Err(timeout) => Err(timeout),
-            Ok(Err(trap)) => Err(classify(trap, &store, &limits)),
+            Ok(Err(failed)) => Err(classify(failed, &store, &limits)),
             Ok(Ok(Err(e))) => Err(from_plugin_error(e)),
             Ok(Ok(Ok(text))) => parse_output(&text, &limits),
         };
@@ -230,36 +304,118 @@ impl Engine {
     }
 }
 
-/// Calls `metadata()` under the engine's default limits (a plugin that loops
-/// or traps while describing itself is refused at load time).
-pub(crate) async fn call_metadata(
-    engine: &Engine,
-    pre: &AlgorithmPre<RunState>,
-) -> Result<plugin::AlgorithmMetadata, LoadError> {
-    let _permit = engine
-        .inner
-        .permits
-        .acquire()
-        .await
-        .expect("run semaphore is never closed");
-    let limits = engine.config().default_limits;
-    let mut store = new_store(engine, &limits);
-    let called = with_deadline(&limits, async {
-        let instance = pre.instantiate_async(&mut store).await?;
-        instance.gensail_algorithm_plugin().call_metadata(&mut store).await
-    })
-    .await;
-    match called {
-        Ok(Ok(meta)) => Ok(meta),
-        Ok(Err(e)) => Err(LoadError::Metadata(classify(e, &store, &limits).to_string())),
-        Err(e) => Err(LoadError::Metadata(e.to_string())),
+impl RunReport {
+    /// A run that failed before the guest ran at all.
+    fn failed(algorithm: &LoadedAlgorithm, error: RunError) -> Self {
+        RunReport {
+            algorithm_id: algorithm.info.id.clone(),
+            version: algorithm.info.version.clone(),
+            component_sha256: algorithm.info.sha256.clone(),
+            status: "failed",
+            output: None,
+            error: Some(error),
+            logs: String::new(),
+            logs_truncated: false,
+            fuel_consumed: 0,
+            wall_time_ms: 0.0,
+            peak_memory_bytes: 0,
+            limits: algorithm.limits,
+        }
     }
 }
 
-fn new_store(engine: &Engine, limits: &Limits) -> Store<RunState> {
+/// Where a call failed: instantiation failures are the host's (a full
+/// instance pool, say), failures inside the call are the guest's doing.
+enum Phase {
+    Instantiate(wasmtime::Error),
+    Call(wasmtime::Error),
+}
+
+/// The seed of every random source a run's guest can read: the sha256 of the
+/// run's inputs (component, config, transcript), so the same inputs give the
+/// same bytes and a run is a function of them.
+pub(crate) fn run_seed(component_sha256: &str, config: &str, transcript: &wit::Transcript) -> [u8; 32] {
+    let mut t = Sha256::new();
+    let field = |t: &mut Sha256, bytes: &[u8]| {
+        t.update((bytes.len() as u64).to_le_bytes());
+        t.update(bytes);
+    };
+    field(&mut t, transcript.language.as_deref().unwrap_or("").as_bytes());
+    t.update(transcript.duration_ms.to_le_bytes());
+    for segment in &transcript.segments {
+        field(&mut t, segment.speaker.as_bytes());
+        field(&mut t, segment.text.as_bytes());
+        t.update(segment.start_ms.to_le_bytes());
+        t.update(segment.end_ms.to_le_bytes());
+        t.update(
+            segment
+                .confidence
+                .map_or(u64::MAX, |c| c.to_bits() as u64)
+                .to_le_bytes(),
+        );
+        t.update(segment.channel.map_or(u64::MAX, u64::from).to_le_bytes());
+    }
+    let transcript_sha256 = t.finalize();
+    Sha256::new()
+        .chain_update(component_sha256.as_bytes())
+        .chain_update(Sha256::digest(config.as_bytes()))
+        .chain_update(transcript_sha256)
+        .finalize()
+        .into()
+}
+
+/// Calls `metadata()` under the engine's default limits (a plugin that loops
+/// or traps while describing itself is refused at load time), on the guest
+/// runtime. Its random sources are seeded from the component alone, so
+/// metadata is a function of the component.
+pub(crate) async fn call_metadata(
+    engine: &Engine,
+    pre: &AlgorithmPre<RunState>,
+    component_sha256: &str,
+) -> Result<plugin::AlgorithmMetadata, LoadError> {
+    let (task_engine, pre) = (engine.clone(), pre.clone());
+    let seed: [u8; 32] = Sha256::new()
+        .chain_update(component_sha256.as_bytes())
+        .chain_update(b"metadata")
+        .finalize()
+        .into();
+    let call = async move {
+        let engine = task_engine;
+        let _permit = engine
+            .inner
+            .permits
+            .acquire()
+            .await
+            .expect("run semaphore is never closed");
+        let limits = engine.config().default_limits;
+        let mut store = new_store(&engine, &limits, seed);
+        let called = with_deadline(&limits, async {
+            let instance = pre.instantiate_async(&mut store).await.map_err(Phase::Instantiate)?;
+            instance
+                .gensail_algorithm_plugin()
+                .call_metadata(&mut store)
+                .await
+                .map_err(Phase::Call)
+        })
+        .await;
+        match called {
+            Ok(Ok(meta)) => Ok(meta),
+            Ok(Err(failed)) => Err(LoadError::Metadata(classify(failed, &store, &limits).to_string())),
+            Err(e) => Err(LoadError::Metadata(e.to_string())),
+        }
+    };
+    engine
+        .inner
+        .guests
+        .spawn(call)
+        .await
+        .map_err(|e| LoadError::Metadata(format!("the metadata() call ended before it answered: {e}")))?
+}
+
+fn new_store(engine: &Engine, limits: &Limits, seed: [u8; 32]) -> Store<RunState> {
     let mut store = Store::new(
         &engine.inner.wasmtime,
-        RunState::new(limits.log_bytes, limits.memory_bytes),
+        RunState::new(limits.log_bytes, limits.memory_bytes, seed),
     );
     store.limiter(|state| &mut state.memory);
     store
@@ -289,7 +445,13 @@ async fn with_deadline<T>(limits: &Limits, call: impl Future<Output = T>) -> Res
         .map_err(|_| RunError::Timeout { limit: limits.timeout })
 }
 
-fn classify(error: wasmtime::Error, store: &Store<RunState>, limits: &Limits) -> RunError {
+/// What went wrong in a call, from bounded pieces only: a guest chooses its
+/// function names and its messages, so nothing here formats them whole.
+fn classify(failed: Phase, store: &Store<RunState>, limits: &Limits) -> RunError {
+    let (error, in_call) = match failed {
+        Phase::Instantiate(e) => (e, false),
+        Phase::Call(e) => (e, true),
+    };
     if store.data().memory.hit_limit {
         return RunError::MemoryLimit {
             limit_bytes: limits.memory_bytes,
@@ -303,15 +465,70 @@ fn classify(error: wasmtime::Error, store: &Store<RunState>, limits: &Limits) ->
             let message = if stderr.is_empty() {
                 trap.to_string()
             } else {
-                format!("{trap}; guest stderr: {stderr}")
+                clip(&format!("{trap}; guest stderr: {stderr}"), MAX_ERROR_MESSAGE_BYTES)
             };
-            let backtrace = error.downcast_ref::<WasmBacktrace>().map(|b| b.to_string());
+            let backtrace = error.downcast_ref::<WasmBacktrace>().map(bounded_backtrace);
             RunError::Trap { message, backtrace }
         }
+        None if in_call => RunError::GuestFault {
+            fault: fault_of(&error),
+            message: clip(&error.root_cause().to_string(), MAX_ERROR_MESSAGE_BYTES),
+        },
         None => RunError::Host {
-            message: format!("{error:#}"),
+            message: clip(&error.root_cause().to_string(), MAX_ERROR_MESSAGE_BYTES),
         },
     }
+}
+
+/// Which guest fault an error from a host call is. wasmtime is pinned, and
+/// the sandbox tests provoke each of these, so a changed message shows there.
+fn fault_of(error: &wasmtime::Error) -> GuestFault {
+    for cause in error.chain() {
+        if cause.is::<guest::InvalidUtf8>() || cause.is::<std::str::Utf8Error>() {
+            return GuestFault::InvalidUtf8;
+        }
+        match cause.downcast_ref::<ResourceTableError>() {
+            Some(ResourceTableError::Full) => return GuestFault::HandleTableFull,
+            Some(_) => return GuestFault::InvalidHandle,
+            None => {}
+        }
+    }
+    let text = error.root_cause().to_string();
+    if text.starts_with("requested len") && text.contains("exceeds limit") {
+        GuestFault::RandomRequestTooLarge
+    } else if text.contains("invalid utf-8") {
+        GuestFault::InvalidUtf8
+    } else {
+        GuestFault::HostCallRefused
+    }
+}
+
+/// The guest's call stack, one frame a line, at most
+/// [`MAX_BACKTRACE_FRAMES`] frames with names cut to [`MAX_FRAME_NAME_BYTES`].
+/// Names are never demangled (the engine is built without wasmtime's
+/// `demangle` feature): a crafted name would make the demangler's output grow
+/// without bound.
+fn bounded_backtrace(backtrace: &WasmBacktrace) -> String {
+    let mut out = String::new();
+    for (i, frame) in backtrace.frames().iter().take(MAX_BACKTRACE_FRAMES).enumerate() {
+        let module = frame.module().name().unwrap_or("<module>");
+        let _ = write!(out, "{i:>3}: {}!", clip(module, MAX_FRAME_NAME_BYTES));
+        match frame.func_name() {
+            Some(name) => out.push_str(&clip(name, MAX_FRAME_NAME_BYTES)),
+            None => {
+                let _ = write!(out, "<function {}>", frame.func_index());
+            }
+        }
+        out.push('\n');
+    }
+    if backtrace.frames().len() > MAX_BACKTRACE_FRAMES {
+        let _ = writeln!(
+            out,
+            "  … {} more frames",
+            backtrace.frames().len() - MAX_BACKTRACE_FRAMES
+        );
+    }
+    out
 }
 
 fn from_plugin_error(e: wit::AlgorithmError) -> RunError {
@@ -320,7 +537,10 @@ fn from_plugin_error(e: wit::AlgorithmError) -> RunError {
         wit::AlgorithmError::InvalidTranscript(m) => (AlgorithmErrorKind::InvalidTranscript, m),
         wit::AlgorithmError::Failed(m) => (AlgorithmErrorKind::Failed, m),
     };
-    RunError::Algorithm { kind, message }
+    RunError::Algorithm {
+        kind,
+        message: clip(&message, MAX_ERROR_MESSAGE_BYTES),
+    }
 }
 
 fn parse_output(text: &str, limits: &Limits) -> Result<serde_json::Value, RunError> {

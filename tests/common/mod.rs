@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod hostile;
+pub mod names;
 pub mod nodes;
 pub mod receiver;
 

@@ -5,6 +5,11 @@
 
 wit_bindgen::generate!({ path: "../../../wit", world: "gensail:algorithm/algorithm" });
 
+/// Direct bindings to the WASI clocks and random sources.
+mod probe {
+    wit_bindgen::generate!({ path: "../hostile/wit-probe", world: "gensail:probe/probe", generate_all });
+}
+
 use exports::gensail::algorithm::plugin::{AlgorithmError, AlgorithmMetadata, Guest, Transcript};
 use gensail::algorithm::host::{LogLevel, log};
 
@@ -20,6 +25,21 @@ fn recurse(depth: u64, acc: &mut [u64; 64]) -> u64 {
 
 impl Guest for Hostile {
     fn metadata() -> AlgorithmMetadata {
+        // The `hostile_metadata` build describes itself with 50 MB, and reads
+        // the clock and randomness while doing so.
+        if cfg!(feature = "huge-metadata") {
+            let noise = probe::wasi::random::random::get_random_u64()
+                ^ (std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()));
+            return AlgorithmMetadata {
+                id: "hostile_metadata_v1".into(),
+                version: format!("1.0.{}", noise % 2),
+                description: "d".repeat(50 << 20),
+                config_schema: None,
+                output_schema: Some(format!("{{\"description\": \"{}\"}}", "s".repeat(1 << 20))),
+            };
+        }
         AlgorithmMetadata {
             id: "hostile_v1".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -118,6 +138,65 @@ impl Guest for Hostile {
                     .map(|_| "connected".to_owned())
                     .unwrap_or_else(|e| format!("error: {e}"));
                 Ok(serde_json::json!({"env": env, "args": args, "fs": fs, "file": file, "net": net}).to_string())
+            }
+            // Every clock and random source, read twice: the host must answer
+            // the same on every run with the same inputs.
+            "clocks_and_random" => {
+                use probe::wasi::clocks::{monotonic_clock, wall_clock};
+                use probe::wasi::random::{insecure, insecure_seed, random};
+                let hex = |bytes: Vec<u8>| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+                let mut reads = Vec::new();
+                for _ in 0..2 {
+                    let wall = wall_clock::now();
+                    let seed = insecure_seed::insecure_seed();
+                    reads.push(serde_json::json!({
+                        "wall": [wall.seconds, wall.nanoseconds],
+                        "std_wall": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
+                        "monotonic": monotonic_clock::now(),
+                        "std_elapsed": std::time::Instant::now().elapsed().as_nanos() as u64,
+                        "random": hex(random::get_random_bytes(32)),
+                        "random_u64": random::get_random_u64(),
+                        "insecure": hex(insecure::get_insecure_random_bytes(32)),
+                        "insecure_u64": insecure::get_insecure_random_u64(),
+                        "insecure_seed": [seed.0, seed.1],
+                        "hash_map_keys": format!("{:?}", std::collections::hash_map::RandomState::new()),
+                    }));
+                }
+                Ok(serde_json::Value::Array(reads).to_string())
+            }
+            "random_bomb" => loop {
+                std::hint::black_box(probe::wasi::random::insecure::get_insecure_random_bytes(64 << 20));
+            },
+            "huge_error" => Err(AlgorithmError::Failed("e".repeat(100 << 20))),
+            "log_bomb" => {
+                let fields: Vec<(String, String)> =
+                    (0..10_000).map(|i| (format!("k{i}"), "v".repeat(1 << 10))).collect();
+                log(LogLevel::Error, &format!("nul\0byte {}", "m".repeat(50 << 20)), &fields);
+                log(LogLevel::Info, "second line\0", &[]);
+                Ok("{}".into())
+            }
+            "stderr_flood" => {
+                use std::io::Write;
+                let chunk = vec![b'x'; 120 << 20];
+                for _ in 0..3 {
+                    let _ = std::io::stderr().write_all(&chunk);
+                }
+                Ok("{}".into())
+            }
+            // Output bytes that are not UTF-8, where the contract says string.
+            "invalid_utf8" => {
+                // SAFETY: deliberately not UTF-8; the host must refuse it, not trust it.
+                #[allow(unsafe_code)]
+                let bad = unsafe { String::from_utf8_unchecked(vec![b'"', 0xff, 0xfe, b'"']) };
+                Ok(bad)
+            }
+            // Pollables never dropped, until the host's handle table is full.
+            "handle_exhaustion" => {
+                let mut held = Vec::new();
+                loop {
+                    held.push(probe::wasi::clocks::monotonic_clock::subscribe_duration(1_000_000_000));
+                    std::hint::black_box(&held);
+                }
             }
             other => Err(AlgorithmError::InvalidConfig(format!("unknown mode {other}"))),
         }

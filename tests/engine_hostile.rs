@@ -1,0 +1,217 @@
+//! Attacks found by people who wrote hostile components against `wit/`
+//! without seeing the test guests, each one contained: nothing a guest hands
+//! the host is kept or formatted whole, guest faults are typed, guests run on
+//! the engine's own threads, and every clock and random source a guest reads
+//! is a function of the run's inputs. Real wasmtime, real components.
+
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on the first unexpected error")]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::hostile::{assert_still_healthy, hostile, run_mode};
+use common::names::rename_functions;
+use common::{engine, fixture, wasm};
+use gensail_engine::{GuestFault, LimitOverrides, LoadError, RunError};
+
+/// The hostile guest with every function renamed, run in its panicking mode.
+async fn trap_with_function_names(name: &dyn Fn(u32) -> String) -> (RunError, Duration) {
+    let engine = engine();
+    let renamed = rename_functions(&wasm("hostile"), name);
+    let algorithm = engine
+        .load("hostile_v1", &renamed, LimitOverrides::default())
+        .await
+        .expect("a renamed component still loads");
+    let started = Instant::now();
+    let report = engine
+        .run_loaded(&algorithm, &fixture("dental_booking.txt"), r#"{"mode":"panic"}"#)
+        .await;
+    let took = started.elapsed();
+    assert_still_healthy(&engine).await;
+    (report.error.expect("the guest panics"), took)
+}
+
+#[tokio::test]
+async fn function_names_are_never_demangled() {
+    // A valid Itanium name: a demangler would print `foo::bar`.
+    let (error, _) = trap_with_function_names(&|_| "_ZN3foo3barE".to_owned()).await;
+    let RunError::Trap { backtrace, .. } = error else {
+        panic!("expected a trap, got {error:?}")
+    };
+    let backtrace = backtrace.expect("a backtrace");
+    assert!(backtrace.contains("_ZN3foo3barE"), "{backtrace}");
+    assert!(!backtrace.contains("foo::bar"), "{backtrace}");
+}
+
+#[tokio::test]
+async fn huge_function_names_give_a_bounded_backtrace() {
+    // 16 KiB a name (the same in a 333-byte C++ shape that grows 8x a level
+    // when demangled, or 10 MB, is refused or cut the same way).
+    let long = format!("_ZN{}", "N1aIS_E".repeat(16 << 10 >> 3));
+    let (error, took) = trap_with_function_names(&|i| format!("{long}{i}")).await;
+    let RunError::Trap { message, backtrace } = &error else {
+        panic!("expected a trap, got {error:?}")
+    };
+    let backtrace = backtrace.as_deref().expect("a backtrace");
+    let frames = backtrace.lines().count();
+    assert!(frames <= 65, "{frames} lines");
+    for line in backtrace.lines() {
+        assert!(line.len() < 600, "a frame line of {} bytes", line.len());
+    }
+    assert!(backtrace.contains("more bytes cut"), "{backtrace}");
+    assert!(message.len() <= (8 << 10) + 200, "{}", message.len());
+    assert!(serde_json::to_string(&error).unwrap().len() < 64 << 10);
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_huge_algorithm_error_message_is_cut() {
+    let report = run_mode(&engine(), LimitOverrides::default(), "huge_error").await;
+    let Some(RunError::Algorithm { message, .. }) = &report.error else {
+        panic!("expected an algorithm error, got {:?}", report.error)
+    };
+    assert!(message.len() < (8 << 10) + 64, "{}", message.len());
+    assert!(
+        message.ends_with("more bytes cut]"),
+        "{}",
+        &message[message.len() - 40..]
+    );
+}
+
+#[tokio::test]
+async fn log_lines_are_bounded_before_they_are_copied_and_carry_no_nul() {
+    let engine = engine();
+    let report = run_mode(&engine, LimitOverrides::default(), "log_bomb").await;
+    assert_eq!(report.status, "completed", "{report:?}");
+    assert!(report.logs.len() <= (64 << 10) + 100, "{}", report.logs.len());
+    assert!(!report.logs.contains('\0'));
+    assert!(
+        report.logs.starts_with("error: nul\u{FFFD}byte mmm"),
+        "{}",
+        &report.logs[..40]
+    );
+    assert!(report.logs.contains("more bytes cut]"), "the message is cut");
+    assert_still_healthy(&engine).await;
+}
+
+#[tokio::test]
+async fn a_stderr_flood_keeps_only_the_log_bound() {
+    let report = run_mode(&engine(), LimitOverrides::default(), "stderr_flood").await;
+    assert_eq!(report.status, "completed", "{report:?}");
+    assert!(report.logs_truncated);
+    assert!(report.logs.len() <= (64 << 10) + 100, "{}", report.logs.len());
+}
+
+#[tokio::test]
+async fn guest_faults_are_typed() {
+    let engine = engine();
+    for (mode, fault) in [
+        ("random_bomb", GuestFault::RandomRequestTooLarge),
+        ("invalid_utf8", GuestFault::InvalidUtf8),
+        ("handle_exhaustion", GuestFault::HandleTableFull),
+    ] {
+        let report = run_mode(&engine, LimitOverrides::default(), mode).await;
+        match &report.error {
+            Some(RunError::GuestFault { fault: found, message }) => {
+                assert_eq!(*found, fault, "{mode}: {message}");
+                let json = serde_json::to_value(&report).unwrap();
+                assert_eq!(json["error"]["kind"], "guest_fault", "{mode}");
+            }
+            other => panic!("{mode}: expected a guest fault, got {other:?}"),
+        }
+        assert!(report.wall_time_ms < 5_000.0, "{mode}: {}", report.wall_time_ms);
+    }
+    assert_still_healthy(&engine).await;
+}
+
+#[tokio::test]
+async fn huge_metadata_is_refused_naming_the_limit() {
+    let engine = engine();
+    let refused = engine
+        .load_any(&wasm("hostile_metadata"), LimitOverrides::default())
+        .await
+        .expect_err("a 1 MiB output schema is refused");
+    assert!(
+        matches!(&refused, LoadError::Metadata(m) if m.contains("output-schema") && m.contains("65536")),
+        "{refused}"
+    );
+    // Refused the same way every time: metadata() reads the clock and
+    // randomness, and both are functions of the component.
+    let again = engine
+        .load_any(&wasm("hostile_metadata"), LimitOverrides::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.to_string(), again.to_string());
+}
+
+/// Runs the guest's clock-and-random probe with a config and returns its output.
+async fn probe(engine: &gensail_engine::Engine, config: &str) -> serde_json::Value {
+    let algorithm = hostile(engine, LimitOverrides::default()).await;
+    let report = engine
+        .run_loaded(&algorithm, &fixture("dental_booking.txt"), config)
+        .await;
+    report.outcome().expect("the probe completes").clone()
+}
+
+#[tokio::test]
+async fn every_clock_and_random_source_is_a_function_of_the_inputs() {
+    let config = r#"{"mode":"clocks_and_random"}"#;
+    let first = probe(&engine(), config).await;
+    // Another engine (another process, as far as the guest can tell), later.
+    let second = probe(&engine(), config).await;
+    assert_eq!(first, second, "the same inputs give the same bytes");
+    let reads = first.as_array().unwrap();
+    assert_eq!(reads[0]["wall"][0], 1_577_836_800u64, "the fixed wall clock");
+    assert_eq!(reads[0]["std_wall"], 1_577_836_800_000_000_000u64);
+    assert!(reads[1]["monotonic"].as_u64() > reads[0]["monotonic"].as_u64());
+    assert_ne!(reads[0]["random"], reads[1]["random"], "a stream, not one value");
+    assert_ne!(reads[0]["random"], reads[0]["insecure"], "distinct sources");
+    // Another config is another input: other bytes.
+    let other = probe(&engine(), r#"{"mode":"clocks_and_random","salt":1}"#).await;
+    assert_ne!(other[0]["random"], first[0]["random"]);
+    assert_eq!(other[0]["wall"], first[0]["wall"]);
+}
+
+/// Guests run on the engine's own threads: a task on the caller's runtime
+/// (one thread here) keeps its timing while guests spin on every run slot.
+#[tokio::test(flavor = "current_thread")]
+async fn busy_guests_do_not_stall_the_callers_runtime() {
+    let engine = engine();
+    let slots = engine.config().max_concurrent_runs;
+    let algorithm = hostile(
+        &engine,
+        LimitOverrides {
+            timeout_ms: Some(1_500),
+            ..Default::default()
+        },
+    )
+    .await;
+    let runs: Vec<_> = (0..slots * 2)
+        .map(|_| {
+            let (engine, algorithm) = (engine.clone(), algorithm.clone());
+            tokio::spawn(async move {
+                engine
+                    .run_loaded(&algorithm, &fixture("dental_booking.txt"), r#"{"mode":"loop"}"#)
+                    .await
+            })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    let mut worst = Duration::ZERO;
+    for _ in 0..50 {
+        let asked = Instant::now();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        worst = worst.max(asked.elapsed());
+    }
+    for run in runs {
+        let report = run.await.unwrap();
+        assert!(matches!(report.error, Some(RunError::Timeout { .. })), "{report:?}");
+    }
+    // Generous: a guest sharing this thread held it for a whole 5 ms epoch
+    // tick at least, and for its whole run before runs yielded.
+    assert!(
+        worst < Duration::from_millis(200),
+        "a 10 ms timer fired after {worst:?}"
+    );
+}
