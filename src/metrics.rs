@@ -70,6 +70,8 @@ pub struct Metrics {
     pub deliveries: Family<OutcomeLabels, Counter>,
     /// Files handled in the plugins directory by outcome.
     pub plugin_files: Family<OutcomeLabels, Counter>,
+    /// Runs failed with `lost_lease`: their workers kept dying on them.
+    pub lost_lease_runs: Family<AlgorithmLabels, Counter>,
 }
 
 impl Metrics {
@@ -108,7 +110,14 @@ impl Metrics {
             "Files handled in the plugins directory, by outcome",
             plugin_files.clone(),
         );
+        let lost_lease_runs = Family::<AlgorithmLabels, Counter>::default();
+        registry.register(
+            "lost_lease_runs",
+            "Runs failed because the workers running them lost their lease too often, by algorithm",
+            lost_lease_runs.clone(),
+        );
         Arc::new(Self {
+            lost_lease_runs,
             registry,
             requests,
             runs,
@@ -125,6 +134,15 @@ impl Metrics {
         self.plugin_files
             .get_or_create(&OutcomeLabels {
                 outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a run failed because its workers kept losing the lease.
+    pub fn lost_lease(&self, algorithm_id: &str) {
+        self.lost_lease_runs
+            .get_or_create(&AlgorithmLabels {
+                algorithm_id: algorithm_id.to_owned(),
             })
             .inc();
     }

@@ -32,6 +32,9 @@ pub struct WorkerConfig {
     pub max_jobs: usize,
     /// How long shutdown waits for jobs in flight before releasing them.
     pub shutdown_grace: Duration,
+    /// Leases a job may lose (its worker died mid-run) before its unfinished
+    /// runs fail with `lost_lease` instead of being run again.
+    pub max_lost_leases: i64,
 }
 
 impl Default for WorkerConfig {
@@ -46,6 +49,7 @@ impl Default for WorkerConfig {
             poll_interval: Duration::from_secs(1),
             max_jobs: 2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
             shutdown_grace: Duration::from_secs(30),
+            max_lost_leases: 3,
         }
     }
 }
@@ -115,12 +119,8 @@ impl Worker {
         if drained.is_err() {
             tasks.abort_all();
             for job_id in &in_flight {
-                // Expire the lease now so another worker takes the job at once.
-                let _ = self
-                    .state
-                    .store
-                    .renew_lease(*job_id, &self.config.id, &clock::format(self.state.store.clock().now()))
-                    .await;
+                // Give the job back so another worker takes it at once.
+                let _ = self.state.store.release_lease(*job_id, &self.config.id).await;
                 tracing::warn!(job_id, "released unfinished job at shutdown");
             }
         }
@@ -135,6 +135,9 @@ fn lease_until(state: &AppState, config: &WorkerConfig) -> String {
 /// Runs a claimed job's remaining runs concurrently and settles the job.
 async fn process(state: &AppState, config: &WorkerConfig, claimed: ClaimedJob) {
     let job_id = claimed.job.job_id;
+    if claimed.lost_leases >= config.max_lost_leases {
+        return give_up_lost(state, config, claimed).await;
+    }
     let heartbeat = {
         let (state, config) = (state.clone(), config.clone());
         tokio::spawn(async move {
@@ -173,6 +176,41 @@ async fn process(state: &AppState, config: &WorkerConfig, claimed: ClaimedJob) {
     state.deliveries_due.notify_one();
     match state.store.finish_job(job_id, &config.id).await {
         Ok(Some(status)) => tracing::info!(job_id, status, "job settled"),
+        Ok(None) => tracing::warn!(job_id, "job not settled: runs left or lease lost"),
+        Err(e) => tracing::error!(job_id, error = %e, "cannot settle job"),
+    }
+}
+
+/// A job whose workers keep dying on it (a plugin that crashes the process,
+/// say): its unfinished runs fail with `lost_lease`, delivered like any other
+/// failure, and the job settles instead of crash-looping the next worker.
+async fn give_up_lost(state: &AppState, config: &WorkerConfig, claimed: ClaimedJob) {
+    let job_id = claimed.job.job_id;
+    for (run_id, algorithm_id, _) in &claimed.runs {
+        tracing::error!(
+            job_id,
+            run_id,
+            algorithm_id,
+            lost_leases = claimed.lost_leases,
+            "run failed: its worker lost the lease {} times; not running it again",
+            claimed.lost_leases
+        );
+        state.metrics.lost_lease(algorithm_id);
+        let error = serde_json::json!({
+            "kind": "lost_lease",
+            "message": format!(
+                "the run was abandoned: workers running it stopped {} times without finishing (the limit is {}); \
+                 if the algorithm can crash the process, report it to its author",
+                claimed.lost_leases, config.max_lost_leases
+            ),
+        });
+        if let Err(e) = state.store.fail_run(*run_id, error).await {
+            tracing::error!(job_id, run_id, error = %e, "cannot fail a lost run");
+        }
+    }
+    state.deliveries_due.notify_one();
+    match state.store.finish_job(job_id, &config.id).await {
+        Ok(Some(status)) => tracing::info!(job_id, status, "job settled after lost leases"),
         Ok(None) => tracing::warn!(job_id, "job not settled: runs left or lease lost"),
         Err(e) => tracing::error!(job_id, error = %e, "cannot settle job"),
     }

@@ -97,6 +97,9 @@ pub struct NodeArgs {
     /// How long a worker's claim on a job lasts without renewal; a dead worker's jobs move on after this.
     #[arg(long, env = "GENSAIL_WORKER_LEASE_SECONDS", default_value_t = 30)]
     pub worker_lease_seconds: u64,
+    /// Leases a job may lose (its worker died mid-run) before its unfinished runs fail with `lost_lease`.
+    #[arg(long, env = "GENSAIL_MAX_LOST_LEASES", default_value_t = 3)]
+    pub max_lost_leases: i64,
     /// How often an idle worker looks for work (jobs created by other servers, expired leases).
     #[arg(long, env = "GENSAIL_WORKER_POLL_MS", default_value_t = 1000)]
     pub worker_poll_ms: u64,
@@ -301,6 +304,7 @@ fn node_config(data_dir: PathBuf, engine: EngineConfig, args: NodeArgs) -> crate
     config.webhook_allowlist = args.webhook_allowlist;
     config.worker_config.lease = std::time::Duration::from_secs(args.worker_lease_seconds.max(1));
     config.worker_config.poll_interval = std::time::Duration::from_millis(args.worker_poll_ms.max(10));
+    config.worker_config.max_lost_leases = args.max_lost_leases.max(1);
     config.delivery.poll_interval = config.worker_config.poll_interval;
     config.algorithm_sync_interval = std::time::Duration::from_millis(args.algorithm_sync_ms.max(50));
     config

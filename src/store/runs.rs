@@ -91,6 +91,9 @@ pub struct ClaimedJob {
     pub job: JobRow,
     /// Runs not completed yet: (run ID, algorithm, config JSON).
     pub runs: Vec<(i64, String, String)>,
+    /// How many times a worker has lost its lease on this job, this claim
+    /// included when it took the job from a worker whose lease expired.
+    pub lost_leases: i64,
 }
 
 impl Store {
@@ -142,18 +145,20 @@ impl Store {
     }
 
     /// Claims the oldest job that has work and no live lease: `queued` or
-    /// `analyzing` jobs whose lease is absent or expired (a dead worker's).
-    /// Its runs that are not completed are marked running.
+    /// `analyzing` jobs whose lease is absent or expired (a dead worker's,
+    /// counted in `lost_leases`; a worker that stops cleanly releases its
+    /// jobs instead). Its runs that are not completed are marked running.
     pub async fn claim_job(&self, worker: &str, lease_until: &str) -> StoreResult<Option<ClaimedJob>> {
         let now = self.now();
         // PostgreSQL: concurrent workers skip a job another is claiming instead
         // of both taking it; SQLite has one writer at a time and needs no lock.
         let claimed = sqlx::query(&format!(
             "UPDATE jobs SET lease_owner = $1, lease_expires_at = $2, updated_at = $3,
+                 lost_leases = lost_leases + CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END,
                  status = CASE WHEN status = 'queued' THEN 'analyzing' ELSE status END
              WHERE id = (SELECT id FROM jobs WHERE status IN ('queued', 'analyzing') AND (lease_expires_at IS NULL OR lease_expires_at < $3)
                          ORDER BY id LIMIT 1{})
-             RETURNING id",
+             RETURNING id, lost_leases",
             self.skip_locked()
         ))
         .bind(worker)
@@ -162,6 +167,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = claimed else { return Ok(None) };
+        let lost_leases: i64 = row.get("lost_leases");
         let job = self.job(row.get("id")).await?;
         // Every run not yet completed starts now (one write for all of them).
         let runs = sqlx::query(
@@ -177,7 +183,18 @@ impl Store {
         .collect::<Vec<(i64, String, String)>>();
         let mut runs = runs;
         runs.sort_by_key(|r| r.0);
-        Ok(Some(ClaimedJob { job, runs }))
+        Ok(Some(ClaimedJob { job, runs, lost_leases }))
+    }
+
+    /// Gives a job back without losing the lease (a worker stopping cleanly):
+    /// any worker takes it at once, and it does not count as a lost lease.
+    pub async fn release_lease(&self, job_id: i64, worker: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL WHERE id = $1 AND lease_owner = $2")
+            .bind(job_id)
+            .bind(worker)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Extends a worker's lease; false when the lease was lost to another worker.
