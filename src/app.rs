@@ -35,6 +35,9 @@ pub struct AppState {
     pub deliveries_due: Arc<Notify>,
     /// Largest component a publish accepts.
     pub max_component_bytes: usize,
+    /// Keys with a publish compiling now: one at a time per key, so one key
+    /// cannot queue up the server's compiles.
+    pub publishing_keys: Arc<dashmap::DashSet<i64>>,
 }
 
 impl AppState {
@@ -151,6 +154,7 @@ pub async fn build_state(config: &ServeConfig, clock: SharedClock) -> anyhow::Re
         outbound: crate::outbound::OutboundGuard::parse(&config.webhook_allowlist)?,
         deliveries_due: Arc::new(Notify::new()),
         max_component_bytes: config.max_component_bytes,
+        publishing_keys: Arc::default(),
     };
     // The database says which versions are active; load them (the bundled
     // ones are already compiled, so they are handed over as hints).

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::api::TestServer;
+use common::crafted::compile_bomb;
 use common::wasm;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -576,14 +577,51 @@ async fn publishing_and_seeing_algorithms_follow_scope() {
         r.detail()
     );
 
+    // A partner key names the ID up front; its rights on it are checked
+    // before anything is compiled.
+    let compiled = s.state.engine.compile_stats().compiled;
+    let r = s.publish(&a.partner_key, wasm("hostile"), "").await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.detail().contains("algorithm_id is required for partner keys"),
+        "{}",
+        r.detail()
+    );
+    let r = s
+        .publish(&a.partner_key, compile_bomb(990_000), "algorithm_id=sentiment_v1")
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "someone else's ID: {}", r.body);
+    let r = s
+        .publish(&a.partner_key, compile_bomb(990_000), "algorithm_id=bomb_v1")
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.detail().contains("990000 functions") && r.detail().contains("at most 50000"),
+        "{}",
+        r.detail()
+    );
+    assert_eq!(
+        s.state.engine.compile_stats().compiled,
+        compiled,
+        "nothing was compiled"
+    );
+    let r = s
+        .publish(&a.partner_key, wasm("hostile"), "algorithm_id=not_hostile_v1")
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.detail()
+            .contains("algorithm_id is not_hostile_v1, but the component's metadata().id is hostile_v1"),
+        "{}",
+        r.detail()
+    );
+
     // A partner key publishes only into its own partner.
-    let r = s.publish(&a.partner_key, wasm("hostile"), "scope_type=global").await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     let r = s
         .publish(
             &a.partner_key,
             wasm("hostile"),
-            &format!("scope_type=organization&scope_id={}", b.organization),
+            "algorithm_id=hostile_v1&scope_type=global",
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
@@ -591,7 +629,21 @@ async fn publishing_and_seeing_algorithms_follow_scope() {
         .publish(
             &a.partner_key,
             wasm("hostile"),
-            &format!("scope_type=organization&scope_id={}", a.organization),
+            &format!(
+                "algorithm_id=hostile_v1&scope_type=organization&scope_id={}",
+                b.organization
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let r = s
+        .publish(
+            &a.partner_key,
+            wasm("hostile"),
+            &format!(
+                "algorithm_id=hostile_v1&scope_type=organization&scope_id={}",
+                a.organization
+            ),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
@@ -623,11 +675,17 @@ async fn publishing_and_seeing_algorithms_follow_scope() {
 
     // Versions of it: its partner and the platform; another partner may not, and a publish keeps the scope.
     assert_eq!(
-        s.publish(&b.partner_key, wasm("hostile_next"), "").await.status,
+        s.publish(&b.partner_key, wasm("hostile_next"), "algorithm_id=hostile_v1")
+            .await
+            .status,
         StatusCode::FORBIDDEN
     );
     let r = s
-        .publish(&a.partner_key, wasm("hostile_next"), "scope_type=global")
+        .publish(
+            &a.partner_key,
+            wasm("hostile_next"),
+            "algorithm_id=hostile_v1&scope_type=global",
+        )
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert!(
@@ -636,7 +694,9 @@ async fn publishing_and_seeing_algorithms_follow_scope() {
         r.detail()
     );
     assert_eq!(
-        s.publish(&a.partner_key, wasm("hostile_next"), "").await.status,
+        s.publish(&a.partner_key, wasm("hostile_next"), "algorithm_id=hostile_v1")
+            .await
+            .status,
         StatusCode::CREATED
     );
     assert_eq!(
@@ -770,7 +830,9 @@ async fn a_restart_keeps_every_published_version_and_the_active_one() {
     let s = TestServer::start().await;
     let t = s.tenant("acme").await;
     assert_eq!(
-        s.publish(&t.partner_key, wasm("hostile_next"), "").await.status,
+        s.publish(&t.partner_key, wasm("hostile_next"), "algorithm_id=hostile_v1")
+            .await
+            .status,
         StatusCode::FORBIDDEN
     );
     assert_eq!(

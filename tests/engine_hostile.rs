@@ -10,10 +10,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::crafted::{compile_bomb, rename_functions};
 use common::hostile::{assert_still_healthy, hostile, run_mode};
-use common::names::rename_functions;
 use common::{engine, fixture, wasm};
-use gensail_engine::{GuestFault, LimitOverrides, LoadError, RunError};
+use gensail_engine::{CompilerProcess, Engine, EngineConfig, GuestFault, LimitOverrides, LoadError, RunError};
 
 /// The hostile guest with every function renamed, run in its panicking mode.
 async fn trap_with_function_names(name: &dyn Fn(u32) -> String) -> (RunError, Duration) {
@@ -83,7 +83,7 @@ async fn a_huge_algorithm_error_message_is_cut() {
 async fn log_lines_are_bounded_before_they_are_copied_and_carry_no_nul() {
     let engine = engine();
     let report = run_mode(&engine, LimitOverrides::default(), "log_bomb").await;
-    assert_eq!(report.status, "completed", "{report:?}");
+    assert_eq!(report.status, "completed", "{:?}", report.error);
     assert!(report.logs.len() <= (64 << 10) + 100, "{}", report.logs.len());
     assert!(!report.logs.contains('\0'));
     assert!(
@@ -97,8 +97,17 @@ async fn log_lines_are_bounded_before_they_are_copied_and_carry_no_nul() {
 
 #[tokio::test]
 async fn a_stderr_flood_keeps_only_the_log_bound() {
-    let report = run_mode(&engine(), LimitOverrides::default(), "stderr_flood").await;
-    assert_eq!(report.status, "completed", "{report:?}");
+    // Generous time: a debug-build host takes a while over 24,000 writes.
+    let report = run_mode(
+        &engine(),
+        LimitOverrides {
+            timeout_ms: Some(60_000),
+            ..Default::default()
+        },
+        "stderr_flood",
+    )
+    .await;
+    assert_eq!(report.status, "completed", "{:?}", report.error);
     assert!(report.logs_truncated);
     assert!(report.logs.len() <= (64 << 10) + 100, "{}", report.logs.len());
 }
@@ -143,6 +152,92 @@ async fn huge_metadata_is_refused_naming_the_limit() {
         .await
         .unwrap_err();
     assert_eq!(refused.to_string(), again.to_string());
+}
+
+#[tokio::test]
+async fn a_compile_bomb_is_refused_before_anything_is_compiled() {
+    let engine = engine();
+    let started = Instant::now();
+    let refused = engine.inspect(&compile_bomb(990_000)).await.unwrap_err();
+    assert!(
+        matches!(refused, LoadError::TooLarge { what: "functions", found, limit: 50_000, .. } if found > 50_000),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("GENSAIL_MAX_COMPONENT_FUNCTIONS"),
+        "{refused}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert_eq!(engine.compile_stats().compiled, 0, "nothing was compiled");
+    // A small one of the same make is within the limits: it compiles, and is
+    // then refused for what it is (no plugin export), and not cached.
+    let small = engine.inspect(&compile_bomb(10)).await.unwrap_err();
+    assert!(matches!(small, LoadError::MissingExport { .. }), "{small}");
+    assert_eq!(engine.compile_stats().compiled, 1);
+    let again = engine.inspect(&compile_bomb(10)).await.unwrap_err();
+    assert!(matches!(again, LoadError::MissingExport { .. }), "{again}");
+    assert_eq!(
+        engine.compile_stats().loaded_from_cache,
+        0,
+        "a refused component is never cached"
+    );
+}
+
+/// An engine that compiles in the `gensail` binary's bounded child process.
+fn engine_compiling_in(compiler: CompilerProcess) -> Engine {
+    Engine::new(EngineConfig {
+        compiler: Some(compiler),
+        shape: gensail_engine::ShapeLimits {
+            functions: 10_000_000,
+            ..Default::default()
+        },
+        ..EngineConfig::default()
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_parent_runs_what_the_compiler_process_compiled() {
+    let engine = engine_compiling_in(CompilerProcess::new(env!("CARGO_BIN_EXE_gensail").into()));
+    let sentiment = engine
+        .load("sentiment_v1", &wasm("sentiment_v1"), LimitOverrides::default())
+        .await
+        .unwrap();
+    assert_eq!(engine.compile_stats().compiled, 1);
+    let report = engine
+        .run_loaded(&sentiment, &fixture("dental_booking.txt"), "{}")
+        .await;
+    assert_eq!(report.outcome().unwrap()["call_sentiment"], "Positive");
+}
+
+#[tokio::test]
+async fn a_compile_past_its_time_or_memory_is_killed_and_the_host_goes_on() {
+    let program = || CompilerProcess::new(env!("CARGO_BIN_EXE_gensail").into());
+    // Past the wall-clock bound: killed.
+    let slow = engine_compiling_in(CompilerProcess {
+        wall_time: Duration::ZERO,
+        ..program()
+    });
+    let refused = slow.inspect(&wasm("sentiment_v1")).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("compiling took longer than 0 s"),
+        "{refused}"
+    );
+    // Past the memory bound: a bomb that would take gigabytes, in 768 MiB.
+    let small = engine_compiling_in(CompilerProcess {
+        memory_bytes: 768 << 20,
+        wall_time: Duration::from_secs(60),
+        ..program()
+    });
+    let started = Instant::now();
+    let refused = small.inspect(&compile_bomb(990_000)).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("the compiler process failed") && refused.to_string().contains("805306368 bytes"),
+        "{refused}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
+    // The host compiles the next component as if nothing happened.
+    assert_eq!(small.inspect(&wasm("sentiment_v1")).await.unwrap().id, "sentiment_v1");
 }
 
 /// Runs the guest's clock-and-random probe with a config and returns its output.
@@ -206,7 +301,11 @@ async fn busy_guests_do_not_stall_the_callers_runtime() {
     }
     for run in runs {
         let report = run.await.unwrap();
-        assert!(matches!(report.error, Some(RunError::Timeout { .. })), "{report:?}");
+        assert!(
+            matches!(report.error, Some(RunError::Timeout { .. })),
+            "{:?}",
+            report.error
+        );
     }
     // Generous: a guest sharing this thread held it for a whole 5 ms epoch
     // tick at least, and for its whole run before runs yielded.

@@ -54,46 +54,54 @@ impl CompileCache {
             .map(|d| d.join(format!("{sha256}-{}.cwasm", self.engine_key)))
     }
 
-    /// The compiled component: from the cache when present, else compiled and stored.
+    /// The compiled component, from the cache when present (`true`: it was
+    /// compiled just now and is not cached yet; see [`CompileCache::keep`]).
     pub(crate) fn component(
         &self,
         engine: &wasmtime::Engine,
+        compiler: Option<&crate::CompilerProcess>,
         sha256: &str,
         bytes: &[u8],
-    ) -> wasmtime::Result<Component> {
-        let Some(path) = self.path(sha256) else {
-            self.compiled.fetch_add(1, Ordering::Relaxed);
-            return Component::new(engine, bytes);
-        };
-        if path.exists() {
+    ) -> wasmtime::Result<(Component, bool)> {
+        if let Some(path) = self.path(sha256).filter(|p| p.exists()) {
             match deserialize(engine, &path) {
                 Ok(component) => {
                     self.loaded.fetch_add(1, Ordering::Relaxed);
-                    return Ok(component);
+                    return Ok((component, false));
                 }
                 // A stale or damaged entry is not fatal: recompile and overwrite it.
                 Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compile cache entry"),
             }
         }
-        let component = Component::new(engine, bytes)?;
+        let component = crate::compiler::compile(engine, compiler, bytes)?;
         self.compiled.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = store(&component, &path) {
+        Ok((component, true))
+    }
+
+    /// Stores a freshly compiled component that passed validation. Refused
+    /// components are never stored: the disk holds only what loaded.
+    pub(crate) fn keep(&self, sha256: &str, component: &Component) {
+        let Some(path) = self.path(sha256) else { return };
+        if let Err(e) = store(component, &path) {
             tracing::warn!(path = %path.display(), error = %e, "cannot write compile cache entry");
         }
-        Ok(component)
     }
 }
 
+/// Loads a compiled component this service wrote: a cache entry, or the
+/// output of its own compiler process.
 #[allow(unsafe_code)]
-fn deserialize(engine: &wasmtime::Engine, path: &Path) -> wasmtime::Result<Component> {
+pub(crate) fn deserialize(engine: &wasmtime::Engine, path: &Path) -> wasmtime::Result<Component> {
     // Read into memory rather than `deserialize_file`'s mmap: a cache file truncated
     // under a running service (by an operator, a disk cleaner) would otherwise
     // crash it with SIGBUS. The copy costs about a tenth of a millisecond.
     let bytes = std::fs::read(path)?;
     // SAFETY: wasmtime requires bytes produced by `Component::serialize` of a
-    // compatible engine. The name carries the engine's compatibility hash, the
-    // directory belongs to the service, and only `store` below writes into it
-    // (wasmtime still checks the header and version before using them).
+    // compatible engine. Cache entries: the name carries the engine's
+    // compatibility hash, the directory belongs to the service, and only
+    // `store` below writes into it. Compiler output: our own binary wrote it
+    // into a private temporary directory. (wasmtime still checks the header,
+    // version and engine compatibility before using them.)
     unsafe { Component::deserialize(engine, &bytes) }
 }
 

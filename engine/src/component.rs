@@ -6,7 +6,7 @@ use serde::Serialize;
 use wasmtime::component::{Component, InstancePre};
 
 use crate::bindings::AlgorithmPre;
-use crate::limits::Limits;
+use crate::limits::{Limits, ShapeLimits};
 use crate::sandbox::RunState;
 use crate::{LoadError, WIT_PACKAGE, WIT_VERSION};
 
@@ -59,6 +59,54 @@ pub(crate) fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
     // Bytes 4..8 are version and layer: 1,0 / 0,0 is a core module; components are layer 1.
     if bytes[6..8] == [0, 0] {
         return Err(LoadError::CoreModule);
+    }
+    Ok(())
+}
+
+/// Refuses a component whose shape is past `limits`, by parsing it (every
+/// nested core module included) without compiling anything; stops at the
+/// first limit passed.
+pub(crate) fn check_shape(bytes: &[u8], limits: &ShapeLimits) -> Result<(), LoadError> {
+    use wasmparser::{Parser, Payload, TypeRef};
+    let over = |what, found: u64, limit: u64, env| {
+        if found > limit {
+            Err(LoadError::TooLarge {
+                what,
+                found,
+                limit,
+                env,
+            })
+        } else {
+            Ok(())
+        }
+    };
+    let (mut functions, mut code, mut data) = (0u64, 0u64, 0u64);
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(|e| LoadError::Compile(format!("the component does not parse: {e}")))? {
+            Payload::ImportSection(imports) => {
+                for import in imports.into_imports() {
+                    let import =
+                        import.map_err(|e| LoadError::Compile(format!("the component does not parse: {e}")))?;
+                    functions += u64::from(matches!(import.ty, TypeRef::Func(_)));
+                }
+            }
+            Payload::FunctionSection(defined) => functions += u64::from(defined.count()),
+            Payload::CodeSectionEntry(body) => {
+                let size = body.range().len() as u64;
+                over(
+                    "bytes in one function body",
+                    size,
+                    limits.function_bytes,
+                    "FUNCTION_BYTES",
+                )?;
+                code += size;
+            }
+            Payload::DataSection(segments) => data += segments.range().len() as u64,
+            _ => {}
+        }
+        over("functions", functions, limits.functions, "FUNCTIONS")?;
+        over("bytes of code", code, limits.code_bytes, "CODE_BYTES")?;
+        over("bytes of data", data, limits.data_bytes, "DATA_BYTES")?;
     }
     Ok(())
 }

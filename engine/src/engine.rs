@@ -13,7 +13,7 @@ use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 use crate::cache::CompileCache;
 use crate::component::{self, ComponentInfo, LoadedAlgorithm};
 use crate::guest::{MAX_DESCRIPTION_BYTES, MAX_ERROR_MESSAGE_BYTES, MAX_NAME_BYTES, clip};
-use crate::limits::{LimitOverrides, Limits};
+use crate::limits::{LimitOverrides, Limits, ShapeLimits};
 use crate::registry::Registry;
 use crate::sandbox::RunState;
 use crate::{EngineError, LoadError};
@@ -21,6 +21,9 @@ use crate::{EngineError, LoadError};
 /// How often the epoch advances: the granularity of run deadlines, and how
 /// often a long-running guest yields to other tasks.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Components compiled at once by one engine (see `Inner::compiles`).
+const MAX_CONCURRENT_COMPILES: usize = 2;
 
 /// How the engine is set up.
 #[derive(Debug, Clone)]
@@ -34,6 +37,11 @@ pub struct EngineConfig {
     pub max_concurrent_runs: usize,
     /// Where compiled components are cached; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
+    /// The largest component shape compiled at all.
+    pub shape: ShapeLimits,
+    /// Compile in a bounded child process (the service does); `None`
+    /// compiles in this process (tests and benchmarks of trusted components).
+    pub compiler: Option<crate::CompilerProcess>,
 }
 
 impl Default for EngineConfig {
@@ -43,6 +51,8 @@ impl Default for EngineConfig {
             max_memory_bytes: 1 << 30,
             max_concurrent_runs: std::thread::available_parallelism().map_or(2, |n| n.get()),
             cache_dir: None,
+            shape: ShapeLimits::default(),
+            compiler: None,
         }
     }
 }
@@ -105,6 +115,9 @@ pub(crate) struct Inner {
     pub(crate) linker: Linker<RunState>,
     pub(crate) config: EngineConfig,
     pub(crate) permits: Semaphore,
+    /// Compiles at once: each uses every core (parallel compilation) and
+    /// can take hundreds of MB, so they queue rather than pile up.
+    compiles: Semaphore,
     cache: CompileCache,
     registry: Registry,
 }
@@ -133,6 +146,7 @@ impl Engine {
         let inner = Arc::new(Inner {
             guests: GuestRuntime::new(config.max_concurrent_runs)?,
             permits: Semaphore::new(config.max_concurrent_runs.max(1)),
+            compiles: Semaphore::new(MAX_CONCURRENT_COMPILES),
             wasmtime,
             linker,
             cache,
@@ -216,17 +230,30 @@ impl Engine {
         bytes: &[u8],
     ) -> Result<(ComponentInfo, crate::bindings::AlgorithmPre<RunState>), LoadError> {
         component::check_header(bytes)?;
+        component::check_shape(bytes, &self.inner.config.shape)?;
         let sha256 = hex::encode(Sha256::digest(bytes));
         // Compiling takes tens to hundreds of milliseconds of CPU: keep it off
         // the caller's threads, on the guest runtime's blocking threads.
         let (engine, owned, key) = (self.clone(), bytes.to_vec(), sha256.clone());
-        let compiled = self
+        let permit = self
+            .inner
+            .compiles
+            .acquire()
+            .await
+            .expect("compile semaphore is never closed");
+        let (compiled, fresh) = self
             .inner
             .guests
-            .spawn_blocking(move || engine.inner.cache.component(&engine.inner.wasmtime, &key, &owned))
+            .spawn_blocking(move || {
+                let inner = &engine.inner;
+                inner
+                    .cache
+                    .component(&inner.wasmtime, inner.config.compiler.as_ref(), &key, &owned)
+            })
             .await
             .map_err(|e| LoadError::Compile(format!("compilation was aborted: {e}")))?
             .map_err(|e| LoadError::Compile(clip(&format!("{e:#}"), MAX_ERROR_MESSAGE_BYTES)))?;
+        drop(permit);
         let wit_version = component::plugin_wit_version(&compiled, &self.inner.wasmtime)?;
         let pre = component::prelink(&self.inner.linker, &compiled)?;
         let meta = crate::run::call_metadata(self, &pre, &sha256).await?;
@@ -248,6 +275,15 @@ impl Engine {
             sha256,
             size_bytes: bytes.len() as u64,
         };
+        if fresh {
+            let (engine, component) = (self.clone(), compiled.clone());
+            let key = info.sha256.clone();
+            let _ = self
+                .inner
+                .guests
+                .spawn_blocking(move || engine.inner.cache.keep(&key, &component))
+                .await;
+        }
         Ok((info, pre))
     }
 }
@@ -259,12 +295,19 @@ fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
     })
 }
 
-fn wasmtime_config(config: &EngineConfig) -> Result<Config, EngineError> {
+/// The settings compiled code depends on, shared with the compiler process
+/// (`compiler.rs`), which must produce code this engine can load.
+pub(crate) fn compile_config() -> Config {
     let mut c = Config::new();
     c.consume_fuel(true);
     c.epoch_interruption(true);
     c.wasm_component_model(true);
     c.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64));
+    c
+}
+
+fn wasmtime_config(config: &EngineConfig) -> Result<Config, EngineError> {
+    let mut c = compile_config();
     // Slots: every concurrent run, plus the short instantiations that read metadata at load time.
     let slots = (config.max_concurrent_runs.max(1) * 2 + 4) as u32;
     let mut pool = PoolingAllocationConfig::default();

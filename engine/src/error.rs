@@ -14,6 +14,21 @@ pub enum LoadError {
         "this is a core WebAssembly module, not a component: build the plugin for the wasm32-wasip2 target (cargo build --target wasm32-wasip2)"
     )]
     CoreModule,
+    /// The component is larger in some dimension than this server compiles
+    /// (checked before compiling: a compile bomb costs nothing).
+    #[error(
+        "the component has {found} {what}; this server compiles at most {limit} (a real plugin has far fewer: check the build, or ask the operator to raise GENSAIL_MAX_COMPONENT_{env})"
+    )]
+    TooLarge {
+        /// What was counted.
+        what: &'static str,
+        /// How many or how much the component has.
+        found: u64,
+        /// The limit.
+        limit: u64,
+        /// The suffix of the environment variable that sets the limit.
+        env: &'static str,
+    },
     /// wasmtime could not compile the component.
     #[error("the component does not compile: {0}")]
     Compile(String),

@@ -22,6 +22,7 @@
 //!   the concurrency bound and the guest runtime; entry points `load`, `inspect`, `run`.
 //! - `bindings`: the one `bindgen!` of the WIT world.
 //! - `cache`: compiled components on disk, keyed by content hash and engine configuration.
+//! - `compiler`: compiling, in this process or in a child bounded in time and memory.
 //! - `component`: validation of a component against the contract ([`ComponentInfo`], [`LoadedAlgorithm`]).
 //! - [`registry`]: the concurrent map of loaded algorithms by ID ([`Registry`]).
 //! - `sandbox`: the per-run store state: WASI with nothing granted and deterministic clocks
@@ -36,6 +37,7 @@
 
 mod bindings;
 mod cache;
+mod compiler;
 mod component;
 mod engine;
 pub mod error;
@@ -46,11 +48,12 @@ mod run;
 mod sandbox;
 
 pub use cache::CompileStats;
+pub use compiler::{CompilerProcess, compile_in_this_process_for_parent};
 pub use component::{ComponentInfo, LoadedAlgorithm, check_id as check_algorithm_id};
 pub use engine::{Engine, EngineConfig};
 pub use error::{EngineError, LoadError};
 pub use guest::clip;
-pub use limits::{LimitOverrides, Limits};
+pub use limits::{LimitOverrides, Limits, ShapeLimits};
 pub use registry::Registry;
 pub use run::{AlgorithmErrorKind, GuestFault, RunError, RunReport};
 

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use gensail_engine::{Engine, EngineConfig, LimitOverrides};
+use gensail_engine::{CompilerProcess, Engine, EngineConfig, LimitOverrides, ShapeLimits};
 use gensail_host_api::Transcript;
 
 use crate::bundled;
@@ -41,6 +41,23 @@ pub enum Command {
     /// Work with algorithm plugins locally.
     #[command(subcommand)]
     Algorithms(AlgorithmsCommand),
+    /// Compiles one component for a parent gensail process, within the limits
+    /// it is given (the parent starts this; not for people).
+    #[command(hide = true)]
+    CompileComponent {
+        /// The component.
+        #[arg(long)]
+        input: PathBuf,
+        /// Where the compiled component goes.
+        #[arg(long)]
+        output: PathBuf,
+        /// Address space limit (RLIMIT_AS).
+        #[arg(long)]
+        memory_bytes: u64,
+        /// CPU time limit (RLIMIT_CPU).
+        #[arg(long)]
+        cpu_seconds: u64,
+    },
 }
 
 /// `gensail algorithms ...`
@@ -85,6 +102,18 @@ pub struct NodeArgs {
     /// Default fuel limit of a run (algorithms may override).
     #[arg(long, env = "GENSAIL_RUN_FUEL")]
     pub run_fuel: Option<u64>,
+    /// Most functions a component may have to be compiled at all (checked before compiling).
+    #[arg(long, env = "GENSAIL_MAX_COMPONENT_FUNCTIONS", default_value_t = ShapeLimits::default().functions)]
+    pub max_component_functions: u64,
+    /// Largest function body, in bytes, a component may have to be compiled.
+    #[arg(long, env = "GENSAIL_MAX_COMPONENT_FUNCTION_BYTES", default_value_t = ShapeLimits::default().function_bytes)]
+    pub max_component_function_bytes: u64,
+    /// Most bytes of code a component may have to be compiled.
+    #[arg(long, env = "GENSAIL_MAX_COMPONENT_CODE_BYTES", default_value_t = ShapeLimits::default().code_bytes)]
+    pub max_component_code_bytes: u64,
+    /// Most bytes of data segments a component may have to be compiled.
+    #[arg(long, env = "GENSAIL_MAX_COMPONENT_DATA_BYTES", default_value_t = ShapeLimits::default().data_bytes)]
+    pub max_component_data_bytes: u64,
     /// Default wall-clock limit of a run, in milliseconds.
     #[arg(long, env = "GENSAIL_RUN_TIMEOUT_MS")]
     pub run_timeout_ms: Option<u64>,
@@ -192,11 +221,26 @@ fn init_tracing() {
 
 async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let command = cli.command.expect("main() makes a missing command `serve`");
+    // Every compile of this process (publish, plugins directory, start-up,
+    // following other servers, inspect, run) happens in a bounded child.
+    let compiler = std::env::current_exe()
+        .map(CompilerProcess::new)
+        .context("cannot find this program's own path, which compiles components")?;
     let engine_config = EngineConfig {
         cache_dir: Some(cli.data_dir.join("compile-cache")),
+        compiler: Some(compiler),
         ..EngineConfig::default()
     };
     let command = match command {
+        Command::CompileComponent {
+            input,
+            output,
+            memory_bytes,
+            cpu_seconds,
+        } => {
+            gensail_engine::compile_in_this_process_for_parent(&input, &output, memory_bytes, cpu_seconds)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Serve(args) => {
             serve(cli.data_dir, engine_config, args).await?;
             return Ok(ExitCode::SUCCESS);
@@ -218,12 +262,12 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Algorithms(AlgorithmsCommand::Publish(args)) => return publish::publish(args).await,
+        Command::Algorithms(AlgorithmsCommand::Publish(args)) => return publish::publish(args, engine_config).await,
         other => other,
     };
     let engine = Engine::new(engine_config)?;
     match command {
-        Command::Serve(_) | Command::Worker(_) => unreachable!("handled above"),
+        Command::Serve(_) | Command::Worker(_) | Command::CompileComponent { .. } => unreachable!("handled above"),
         Command::Algorithms(AlgorithmsCommand::List) => {
             let loaded = bundled::load_all(&engine).await?;
             let list: Vec<_> = loaded
@@ -297,6 +341,12 @@ fn node_config(data_dir: PathBuf, engine: EngineConfig, args: NodeArgs) -> crate
         max_concurrent_runs: args.max_concurrent_runs.unwrap_or(engine.max_concurrent_runs),
         default_limits: defaults,
         max_memory_bytes: engine.max_memory_bytes.max(defaults.memory_bytes),
+        shape: ShapeLimits {
+            functions: args.max_component_functions,
+            function_bytes: args.max_component_function_bytes,
+            code_bytes: args.max_component_code_bytes,
+            data_bytes: args.max_component_data_bytes,
+        },
         ..engine
     };
     config.database_url = args.database_url;

@@ -29,7 +29,7 @@ pub struct PublishArgs {
 }
 
 /// Sends the publish and prints the service's answer; fails on an error answer.
-pub async fn publish(args: PublishArgs) -> anyhow::Result<ExitCode> {
+pub async fn publish(args: PublishArgs, engine: gensail_engine::EngineConfig) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
     let mut manifest = match &args.manifest {
         Some(text) => super::read_json_object(text, "--manifest")?,
@@ -40,6 +40,16 @@ pub async fn publish(args: PublishArgs) -> anyhow::Result<ExitCode> {
     }
     if !args.golden_job_ids.is_empty() {
         manifest["golden_job_ids"] = args.golden_job_ids.clone().into();
+    }
+    // The server checks the key's rights on the ID before it compiles
+    // anything, so the manifest names it: read it from the component here.
+    if manifest.get("algorithm_id").is_none() {
+        let engine = gensail_engine::Engine::new(engine)?;
+        let info = engine
+            .inspect(&bytes)
+            .await
+            .with_context(|| format!("{} does not load as an algorithm", args.file.display()))?;
+        manifest["algorithm_id"] = info.id.into();
     }
     let file_name = Path::new(&args.file)
         .file_name()

@@ -29,6 +29,7 @@ use crate::store::Scope;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueryManifest {
+    algorithm_id: Option<String>,
     scope_type: Option<String>,
     scope_id: Option<i64>,
     description: Option<String>,
@@ -42,6 +43,7 @@ impl QueryManifest {
     /// Whether no manifest field came in the query string.
     fn is_empty(&self) -> bool {
         let Self {
+            algorithm_id,
             scope_type,
             scope_id,
             description,
@@ -49,7 +51,8 @@ impl QueryManifest {
             golden_gate,
             golden_job_ids,
         } = self;
-        scope_type.is_none()
+        algorithm_id.is_none()
+            && scope_type.is_none()
             && scope_id.is_none()
             && description.is_none()
             && activate.is_none()
@@ -70,6 +73,7 @@ impl QueryManifest {
                 .collect::<ApiResult<_>>()?,
         };
         Ok(Manifest {
+            algorithm_id: self.algorithm_id,
             scope_type: self.scope_type,
             scope_id: self.scope_id,
             description: self.description,
@@ -101,34 +105,42 @@ pub async fn publish(
     if caller.scope() != Scope::Platform {
         check_lowered_limits(&state, &manifest)?;
     }
-    let candidate = lifecycle::prepare(&state.engine, &bytes, &manifest)
-        .await
-        .map_err(publish_error)?;
-    let id = candidate.info.id.clone();
-    let scope = match state.store.algorithm(&id).await {
-        Ok(existing) => {
-            if !may_manage(&state, &caller, &existing.scope_type, existing.scope_id).await? {
-                return Err(ApiError::Forbidden(format!(
-                    "Not authorized to publish versions of {id}: the ID belongs to another scope; choose another algorithm ID"
-                )));
-            }
-            let differs = manifest.scope_type.as_ref().is_some_and(|t| *t != existing.scope_type)
-                || (manifest.scope_type.is_some() && manifest.scope_id != existing.scope_id);
-            if differs {
-                return Err(ApiError::Conflict(format!(
-                    "{id} is already scoped {}{}; a publish does not change the scope: use PATCH /api/v1/algorithms/{id}",
-                    existing.scope_type,
-                    existing.scope_id.map(|s| format!(" {s}")).unwrap_or_default()
-                )));
-            }
-            (existing.scope_type, existing.scope_id)
+    // Everything the caller may be refused for is checked before the
+    // component is compiled: a refused publish costs the server nothing.
+    let named_scope = match manifest.algorithm_id.as_deref() {
+        Some(id) => {
+            gensail_engine::check_algorithm_id(id)
+                .map_err(|e| ApiError::unprocessable(format!("algorithm_id: {e}")))?;
+            Some(publish_scope(&state, &caller, &manifest, id).await?)
         }
-        Err(crate::store::StoreError::NotFound(_)) => new_scope(&state, &caller, &manifest).await?,
-        Err(e) => return Err(e.into()),
+        None if caller.scope() == Scope::Platform => None,
+        None => {
+            return Err(ApiError::unprocessable(
+                "algorithm_id is required for partner keys: name the ID the component's metadata() gives (e.g. ?algorithm_id=churn_risk_v1, or \"algorithm_id\" in the multipart manifest)",
+            ));
+        }
     };
     for job_id in &manifest.golden_job_ids {
         check_golden_job(&state, &caller, *job_id).await?;
     }
+    if !state.publishing_keys.insert(caller.0.id) {
+        return Err(ApiError::Conflict(
+            "A publish with this key is still compiling; wait for its answer before sending another".into(),
+        ));
+    }
+    let prepared = lifecycle::prepare(&state.engine, &bytes, &manifest).await;
+    state.publishing_keys.remove(&caller.0.id);
+    let candidate = prepared.map_err(publish_error)?;
+    let id = candidate.info.id.clone();
+    let scope = match (named_scope, manifest.algorithm_id.as_deref()) {
+        (Some(scope), Some(named)) if named == id => scope,
+        (_, Some(named)) => {
+            return Err(ApiError::unprocessable(format!(
+                "The manifest's algorithm_id is {named}, but the component's metadata().id is {id}: publish it under {id}, or rebuild it"
+            )));
+        }
+        _ => publish_scope(&state, &caller, &manifest, &id).await?,
+    };
     let outcome = lifecycle::commit(
         &state,
         &candidate,
@@ -241,6 +253,37 @@ async fn read_upload(state: &AppState, query: QueryManifest, request: Request) -
         ));
     }
     Ok((bytes, manifest))
+}
+
+/// The scope a version of `id` is published in: the existing algorithm's,
+/// when the caller may manage it, or a new ID's (see [`new_scope`]).
+async fn publish_scope(
+    state: &AppState,
+    caller: &Caller,
+    manifest: &Manifest,
+    id: &str,
+) -> ApiResult<(String, Option<i64>)> {
+    match state.store.algorithm(id).await {
+        Ok(existing) => {
+            if !may_manage(state, caller, &existing.scope_type, existing.scope_id).await? {
+                return Err(ApiError::Forbidden(format!(
+                    "Not authorized to publish versions of {id}: the ID belongs to another scope; choose another algorithm ID"
+                )));
+            }
+            let differs = manifest.scope_type.as_ref().is_some_and(|t| *t != existing.scope_type)
+                || (manifest.scope_type.is_some() && manifest.scope_id != existing.scope_id);
+            if differs {
+                return Err(ApiError::Conflict(format!(
+                    "{id} is already scoped {}{}; a publish does not change the scope: use PATCH /api/v1/algorithms/{id}",
+                    existing.scope_type,
+                    existing.scope_id.map(|s| format!(" {s}")).unwrap_or_default()
+                )));
+            }
+            Ok((existing.scope_type, existing.scope_id))
+        }
+        Err(crate::store::StoreError::NotFound(_)) => new_scope(state, caller, manifest).await,
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The scope of a new ID: the manifest's, checked against what the caller may

@@ -34,6 +34,10 @@ use golden::GoldenReport;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// The algorithm ID the component's `metadata()` gives, said up front so
+    /// the publisher's rights on it are checked before anything is compiled.
+    /// Required for partner keys; the compiled metadata must match it.
+    pub algorithm_id: Option<String>,
     /// `global`, `partner`, `organization` or `workspace` (a new ID only;
     /// default: global for platform keys, the key's partner for partner keys).
     pub scope_type: Option<String>,

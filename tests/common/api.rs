@@ -135,6 +135,10 @@ impl TestServer {
         config.database_url = database_url.clone();
         config.bind = "127.0.0.1:0".parse().unwrap();
         config.engine.cache_dir = Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache"));
+        // Compiles go through the bounded child process, as in the service.
+        config.engine.compiler = Some(gensail_engine::CompilerProcess::new(
+            env!("CARGO_BIN_EXE_gensail").into(),
+        ));
         config.platform_token = Some(PLATFORM_TOKEN.into());
         config.plugins_dir = Some(hostile_plugins_dir());
         config.worker_config.poll_interval = Duration::from_millis(25);

@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod crafted;
 pub mod hostile;
-pub mod names;
 pub mod nodes;
 pub mod receiver;
 

@@ -177,7 +177,7 @@ impl Guest for Hostile {
             }
             "stderr_flood" => {
                 use std::io::Write;
-                let chunk = vec![b'x'; 120 << 20];
+                let chunk = vec![b'x'; 32 << 20];
                 for _ in 0..3 {
                     let _ = std::io::stderr().write_all(&chunk);
                 }

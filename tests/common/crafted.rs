@@ -1,11 +1,12 @@
-//! A test-only tool that plays the attacker who controls a component's name
-//! section: it renames every function of every core module in a component,
-//! so that whichever function traps carries a name the attacker chose.
+//! Test-only tools that play the attacker who writes component bytes by hand:
 //!
-//! The component is rewritten section by section: each core module section
-//! (id 1) has its `name` custom section replaced by one that names function
-//! `i` `name(i)`, and the section's size is re-encoded; everything else is
-//! copied as it is.
+//! - [`rename_functions`] controls a component's name section: it renames
+//!   every function of every core module, so that whichever function traps
+//!   carries a name the attacker chose. The component is rewritten section by
+//!   section: each core module section (id 1) has its `name` custom section
+//!   replaced, and the section's size is re-encoded; the rest is copied.
+//! - [`compile_bomb`] is a component with a core module of many tiny
+//!   functions: cheap to send, expensive to compile.
 
 use wasmparser::{Parser, Payload, TypeRef};
 
@@ -21,6 +22,27 @@ pub fn rename_functions(component: &[u8], name: &dyn Fn(u32) -> String) -> Vec<u
         push_section(&mut out, id, &body);
     }
     out
+}
+
+/// A component whose one core module defines `functions` empty functions.
+pub fn compile_bomb(functions: u32) -> Vec<u8> {
+    let mut module = b"\0asm\x01\0\0\0".to_vec();
+    // One type, () -> ().
+    push_section(&mut module, 1, &[1, 0x60, 0, 0]);
+    let mut declared = Vec::new();
+    leb(&mut declared, functions);
+    declared.extend(std::iter::repeat_n(0u8, functions as usize));
+    push_section(&mut module, 3, &declared);
+    // Each body: 2 bytes long, no locals, `end`.
+    let mut code = Vec::new();
+    leb(&mut code, functions);
+    for _ in 0..functions {
+        code.extend_from_slice(&[2, 0, 0x0b]);
+    }
+    push_section(&mut module, 10, &code);
+    let mut component = b"\0asm\x0d\0\x01\0".to_vec();
+    push_section(&mut component, 1, &module);
+    component
 }
 
 fn rename_in_module(module: &[u8], name: &dyn Fn(u32) -> String) -> Vec<u8> {
