@@ -113,12 +113,30 @@ async fn a_stderr_flood_keeps_only_the_log_bound() {
 }
 
 #[tokio::test]
+async fn one_huge_stream_write_keeps_only_the_log_bound() {
+    // Generous time: a debug-build host lifts the 100 MB list byte by byte.
+    let report = run_mode(
+        &engine(),
+        LimitOverrides {
+            timeout_ms: Some(60_000),
+            ..Default::default()
+        },
+        "stderr_one_write",
+    )
+    .await;
+    assert_eq!(report.status, "completed", "{:?}", report.error);
+    assert!(report.logs_truncated);
+    assert!(report.logs.len() <= (64 << 10) + 100, "{}", report.logs.len());
+}
+
+#[tokio::test]
 async fn guest_faults_are_typed() {
     let engine = engine();
     for (mode, fault) in [
         ("random_bomb", GuestFault::RandomRequestTooLarge),
         ("invalid_utf8", GuestFault::InvalidUtf8),
         ("handle_exhaustion", GuestFault::HandleTableFull),
+        ("invalid_handle", GuestFault::InvalidHandle),
     ] {
         let report = run_mode(&engine, LimitOverrides::default(), mode).await;
         match &report.error {

@@ -110,6 +110,7 @@ async fn hostile_guests_cannot_make_the_server_hold_more_than_their_limits() {
     // One workspace per attack, each with the hostile guest configured for it.
     let modes = [
         "stderr_flood",
+        "stderr_one_write",
         "log_bomb",
         "huge_error",
         "huge_output",

@@ -496,6 +496,8 @@ fn fault_of(error: &wasmtime::Error) -> GuestFault {
     let text = error.root_cause().to_string();
     if text.starts_with("requested len") && text.contains("exceeds limit") {
         GuestFault::RandomRequestTooLarge
+    } else if text.starts_with("unknown handle index") {
+        GuestFault::InvalidHandle
     } else if text.contains("invalid utf-8") {
         GuestFault::InvalidUtf8
     } else {

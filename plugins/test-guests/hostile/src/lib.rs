@@ -183,6 +183,22 @@ impl Guest for Hostile {
                 }
                 Ok("{}".into())
             }
+            // One 100 MB write straight to the stream, ignoring check-write.
+            "stderr_one_write" => {
+                let stderr = probe::wasi::cli::stderr::get_stderr();
+                let chunk = vec![b'x'; 100 << 20];
+                let _ = stderr.write(&chunk);
+                let _ = stderr.write(&chunk);
+                Ok("{}".into())
+            }
+            // A stream handle the guest never had.
+            "invalid_handle" => {
+                // SAFETY: deliberately a handle that does not exist; the host must refuse it.
+                #[allow(unsafe_code)]
+                let forged = unsafe { probe::wasi::io::streams::OutputStream::from_handle(0x0dead) };
+                let _ = forged.write(b"forged");
+                Ok("{}".into())
+            }
             // Output bytes that are not UTF-8, where the contract says string.
             "invalid_utf8" => {
                 // SAFETY: deliberately not UTF-8; the host must refuse it, not trust it.
