@@ -98,7 +98,8 @@ impl Store {
             "INSERT INTO deliveries (delivery_id, job_id, algorithm_run_id, entity_type, entity_id, status, next_attempt_at, created_at)
              SELECT $1, j.id, r.id, j.webhook_entity_type, j.webhook_entity_id, 'pending', $2, $2
              FROM algorithm_runs r JOIN jobs j ON j.id = r.job_id
-             WHERE r.id = $3 AND j.webhook_entity_type IS NOT NULL AND j.analytics_only = 0",
+             WHERE r.id = $3 AND j.webhook_entity_type IS NOT NULL AND j.analytics_only = 0
+             ON CONFLICT (algorithm_run_id, entity_type, entity_id) DO NOTHING",
         )
         .bind(delivery_id)
         .bind(now)

@@ -146,8 +146,9 @@ impl Store {
 
     /// Claims the oldest job that has work and no live lease: `queued` or
     /// `analyzing` jobs whose lease is absent or expired (a dead worker's,
-    /// counted in `lost_leases`; a worker that stops cleanly releases its
-    /// jobs instead). Its runs that are not completed are marked running.
+    /// counted in `lost_leases` and said in the job's log; a worker that stops
+    /// cleanly releases its jobs instead). Its pending and running runs are
+    /// marked running; completed and failed runs are final and stay as they are.
     pub async fn claim_job(&self, worker: &str, lease_until: &str) -> StoreResult<Option<ClaimedJob>> {
         let now = self.now();
         // PostgreSQL: concurrent workers skip a job another is claiming instead
@@ -155,10 +156,11 @@ impl Store {
         let claimed = sqlx::query(&format!(
             "UPDATE jobs SET lease_owner = $1, lease_expires_at = $2, updated_at = $3,
                  lost_leases = lost_leases + CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END,
+                 previous_lease_owner = lease_owner,
                  status = CASE WHEN status = 'queued' THEN 'analyzing' ELSE status END
              WHERE id = (SELECT id FROM jobs WHERE status IN ('queued', 'analyzing') AND (lease_expires_at IS NULL OR lease_expires_at < $3)
                          ORDER BY id LIMIT 1{})
-             RETURNING id, lost_leases",
+             RETURNING id, lost_leases, previous_lease_owner",
             self.skip_locked()
         ))
         .bind(worker)
@@ -168,11 +170,20 @@ impl Store {
         .await?;
         let Some(row) = claimed else { return Ok(None) };
         let lost_leases: i64 = row.get("lost_leases");
+        let previous_owner: Option<String> = row.get("previous_lease_owner");
         let job = self.job(row.get("id")).await?;
-        // Every run not yet completed starts now (one write for all of them).
+        if let Some(previous) = previous_owner {
+            let message = format!(
+                "taken back by {worker} from {previous}, whose lease expired before it finished (lost lease {lost_leases}); \
+                 completed and failed runs are kept, the rest run again"
+            );
+            self.add_event(job.job_id, "warn", &message).await?;
+        }
+        // Every run not yet final starts now (one write for all of them): a
+        // run that completed or failed keeps its result, error and delivery.
         let runs = sqlx::query(
             "UPDATE algorithm_runs SET status = 'running', started_at = $1, attempts = attempts + 1
-             WHERE job_id = $2 AND status != 'completed' RETURNING id, algorithm_id, config",
+             WHERE job_id = $2 AND status IN ('pending', 'running') RETURNING id, algorithm_id, config",
         )
         .bind(&now)
         .bind(job.job_id)
@@ -210,8 +221,9 @@ impl Store {
     }
 
     /// Stores a run's report and, when the job delivers webhooks, its
-    /// delivery, in one transaction (the outbox). A run already completed (by
-    /// a worker whose lease this one outlived) is left alone: no run completes twice.
+    /// delivery, in one transaction (the outbox). A run already final (settled
+    /// by a worker whose lease this one outlived) is left alone: no run is
+    /// settled twice, and none gets a second delivery.
     pub async fn finish_run(&self, run_id: i64, report: &RunReport) -> StoreResult<bool> {
         let error = report
             .error
@@ -222,7 +234,7 @@ impl Store {
         let changed = sqlx::query(
             "UPDATE algorithm_runs SET status = $1, algorithm_version = $2, component_sha256 = $3, result = $4, error = $5,
                  fuel_consumed = $6, duration_ms = $7, peak_memory_bytes = $8, logs = $9, logs_truncated = $10, finished_at = $11
-             WHERE id = $12 AND status != 'completed'",
+             WHERE id = $12 AND status IN ('pending', 'running')",
         )
         .bind(report.status)
         .bind(report.version.to_string())
@@ -247,7 +259,7 @@ impl Store {
     pub async fn fail_run(&self, run_id: i64, error: serde_json::Value) -> StoreResult<()> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
-        let changed = sqlx::query("UPDATE algorithm_runs SET status = 'failed', error = $1, finished_at = $2 WHERE id = $3 AND status != 'completed'")
+        let changed = sqlx::query("UPDATE algorithm_runs SET status = 'failed', error = $1, finished_at = $2 WHERE id = $3 AND status IN ('pending', 'running')")
             .bind(error.to_string())
             .bind(&now)
             .bind(run_id)
