@@ -156,7 +156,7 @@ async fn idempotency_all_some_child_failed_and_force_rerun() {
         r.body,
         json!({
             "message": "Algorithms already ran on this job",
-            "existing_runs": [{"algorithm_run_id": sentiment_run, "algorithm_id": "sentiment_v1", "status": "completed", "job_id": parent}],
+            "existing_runs": [{"algorithm_run_id": sentiment_run, "algorithm_id": "sentiment_v1", "status": "completed", "job_id": parent, "algorithm_version": "1.0.0", "active_version": "1.0.0"}],
             "hint": "Use force_rerun=true to run again"
         })
     );

@@ -28,6 +28,8 @@ pub struct ListQuery {
     /// `30d`, `12h`, `15m` or an RFC 3339 time.
     since: Option<String>,
     parent_job_id: Option<i64>,
+    /// `true`: only jobs that are not child jobs (one per call).
+    root_only: Option<bool>,
     workspace_id: Option<i64>,
     cursor: Option<String>,
     limit: Option<i64>,
@@ -71,7 +73,7 @@ fn relative_value(state: &AppState, since: &str) -> Option<String> {
 }
 
 /// `GET /jobs`: jobs the key reaches, newest first, cursor-paginated.
-#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(("status" = Option<String>, Query, description = "One status or several, comma separated"), ("since" = Option<String>, Query, description = "30d, 12h, 15m or an RFC 3339 time"), ("parent_job_id" = Option<i64>, Query), ("workspace_id" = Option<i64>, Query), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("limit" = Option<i64>, Query, description = "1 to 500, default 50")), responses((status = 200, description = "{jobs, next_cursor}", body = JobList)))]
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(("status" = Option<String>, Query, description = "One status or several, comma separated"), ("since" = Option<String>, Query, description = "30d, 12h, 15m or an RFC 3339 time"), ("parent_job_id" = Option<i64>, Query), ("root_only" = Option<bool>, Query, description = "true: only jobs that are not child jobs, one per call"), ("workspace_id" = Option<i64>, Query), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("limit" = Option<i64>, Query, description = "1 to 500, default 50")), responses((status = 200, description = "{jobs, next_cursor}", body = JobList)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -116,6 +118,7 @@ pub async fn list(
         statuses,
         since,
         parent_job_id: query.parent_job_id,
+        root_only: query.root_only.unwrap_or(false),
         workspace_id: query.workspace_id,
         before_id,
         limit: limit + 1,

@@ -1,7 +1,8 @@
 //! `POST /api/v1/jobs/{job_id}/run-algorithms`: on-demand execution, the
 //! primary spec. Checks run in the order DESIGN.md fixes: body (422), job
 //! (404), access (403), status (400), transcript (400), availability (400),
-//! idempotency (200), then the child job (202).
+//! idempotency (200), then the child job (202). Idempotency and the child's
+//! creation are one transaction (`Store::run_on_demand`).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -15,6 +16,7 @@ use super::error::{ApiError, ApiJson, ApiResult};
 use super::openapi::*;
 use super::validate;
 use crate::app::AppState;
+use crate::store::OnDemand;
 
 /// Statuses a job must have reached before algorithms can run on it again.
 const FINISHED: &[&str] = &["completed", "partial", "failed"];
@@ -54,47 +56,27 @@ pub async fn run_algorithms(
         return Err(validate::not_available(&missing));
     }
 
-    let existing = if force_rerun {
-        Vec::new()
-    } else {
-        state.store.existing_runs(job_id, &algorithm_ids).await?
+    let runs = state.store.new_runs(workspace.id, &algorithm_ids).await?;
+    let (child, existing) = match state
+        .store
+        .run_on_demand(&job, runs, analytics_only, force_rerun)
+        .await?
+    {
+        OnDemand::AlreadyRan(existing) => {
+            return Ok((
+                StatusCode::OK,
+                Json(json!({
+                    "message": "Algorithms already ran on this job",
+                    "existing_runs": existing,
+                    "hint": "Use force_rerun=true to run again",
+                })),
+            )
+                .into_response());
+        }
+        OnDemand::Created { child, existing } => (child, existing),
     };
-    let to_run: Vec<String> = algorithm_ids
-        .iter()
-        .filter(|id| !existing.iter().any(|r| &r.algorithm_id == *id))
-        .cloned()
-        .collect();
-    if to_run.is_empty() {
-        return Ok((
-            StatusCode::OK,
-            Json(json!({
-                "message": "Algorithms already ran on this job",
-                "existing_runs": existing,
-                "hint": "Use force_rerun=true to run again",
-            })),
-        )
-            .into_response());
-    }
-
-    let runs = state.store.new_runs(workspace.id, &to_run).await?;
-    let event = format!(
-        "On-demand analysis job created from job {} for {}",
-        job.job_id,
-        to_run.join(", ")
-    );
-    let child = state
-        .store
-        .create_child_job(&job, "on_demand", runs, analytics_only, event)
-        .await?;
-    state
-        .store
-        .add_event(
-            job.job_id,
-            "info",
-            &format!("Child job {} created to run {}", child.job_id, to_run.join(", ")),
-        )
-        .await?;
     state.wake_worker();
+    let to_run = &child.requested_algorithm_ids;
 
     let mut answer = json!({
         "job_id": child.job_id,

@@ -50,8 +50,12 @@ pub struct ExistingRunDoc {
     pub algorithm_id: String,
     /// completed, pending or running.
     pub status: String,
-    /// The job it belongs to (the original or a child).
+    /// The job it belongs to (the call's root job or one below it).
     pub job_id: i64,
+    /// The version that ran; null while pending or running.
+    pub algorithm_version: Option<String>,
+    /// The algorithm's active version now; null when disabled.
+    pub active_version: Option<String>,
 }
 
 /// 202 of `run-algorithms` (and of retry).

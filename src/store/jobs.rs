@@ -5,7 +5,7 @@ use gensail_host_api::Transcript;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Scope, Store, StoreError, StoreResult, from_json};
+use super::{ExistingRun, Scope, Store, StoreError, StoreResult, from_json};
 
 /// A job as stored.
 #[derive(Debug, Clone, Serialize)]
@@ -136,6 +136,8 @@ pub struct JobFilter {
     pub since: Option<String>,
     /// Children of this job only.
     pub parent_job_id: Option<i64>,
+    /// Only jobs that are not child jobs (one per call).
+    pub root_only: bool,
     /// One workspace only.
     pub workspace_id: Option<i64>,
     /// Jobs with a smaller ID than this (the cursor).
@@ -169,12 +171,24 @@ impl Store {
             self.nearest_endpoint(new.workspace_id).await?
         };
         let mut tx = self.pool.begin().await?;
+        let job_id = Self::insert_job(&mut tx, &new, webhook, &now).await?;
+        tx.commit().await?;
+        self.job(job_id).await
+    }
+
+    /// Writes a new job, its runs and its first log line inside `tx`.
+    async fn insert_job(
+        tx: &mut super::Conn,
+        new: &NewJob,
+        webhook: Option<super::Entity>,
+        now: &str,
+    ) -> StoreResult<i64> {
         let transcript_sha256 = match &new.transcript {
             TranscriptSource::None => None,
-            TranscriptSource::New(t) => Some(Self::put_transcript(&mut tx, t, &now).await?),
+            TranscriptSource::New(t) => Some(Self::put_transcript(&mut *tx, t, now).await?),
             TranscriptSource::Existing(sha) => Some(sha.clone()),
         };
-        let final_now = matches!(new.status, "completed" | "skipped" | "failed").then_some(&now);
+        let final_now = matches!(new.status, "completed" | "skipped" | "failed").then_some(now);
         let job_id: i64 = sqlx::query_scalar(
             "INSERT INTO jobs (workspace_id, parent_job_id, kind, status, requested_algorithm_ids, analytics_only, transcript_sha256,
                  source_call_id, source_company_id, recording_url, contacted_at, duration_seconds, error, created_at, updated_at, completed_at,
@@ -194,21 +208,18 @@ impl Store {
         .bind(&new.contacted_at)
         .bind(super::nullable_float(new.duration_seconds))
         .bind(&new.error)
-        .bind(&now)
+        .bind(now)
         .bind(final_now)
         .bind(webhook.map(|e| e.type_name()))
         .bind(webhook.map(|e| e.id()))
         .fetch_one(&mut *tx)
         .await?;
-        Self::insert_runs(&mut tx, job_id, &new.runs, &now).await?;
-        Self::add_event_in(&mut tx, job_id, "info", &new.event, &now).await?;
-        tx.commit().await?;
-        self.job(job_id).await
+        Self::insert_runs(&mut *tx, job_id, &new.runs, now).await?;
+        Self::add_event_in(&mut *tx, job_id, "info", &new.event, now).await?;
+        Ok(job_id)
     }
 
-    /// Creates a child job of `parent` in `analyzing`: same workspace, the
-    /// parent's transcript (shared, not copied) and source references, its own
-    /// `analytics_only`.
+    /// Creates a child job of `parent` in `analyzing` (see [`child_job`]).
     pub async fn create_child_job(
         &self,
         parent: &JobRow,
@@ -217,30 +228,134 @@ impl Store {
         analytics_only: bool,
         event: String,
     ) -> StoreResult<JobRow> {
-        let transcript = parent
-            .transcript_sha256
-            .clone()
-            .ok_or(StoreError::NotFound("transcript"))?;
-        self.create_job(NewJob {
-            workspace_id: parent.workspace_id,
-            parent_job_id: Some(parent.job_id),
-            kind,
-            status: "analyzing",
-            algorithm_ids: runs.iter().map(|r| r.algorithm_id.clone()).collect(),
-            runs,
-            analytics_only,
-            transcript: TranscriptSource::Existing(transcript),
-            source_call_id: parent.source_call_id.clone(),
-            source_company_id: parent.source_company_id.clone(),
-            recording_url: parent.recording_url.clone(),
-            contacted_at: parent.contacted_at.clone(),
-            duration_seconds: None,
-            error: None,
-            event,
-        })
-        .await
+        self.create_job(child_job(parent, kind, runs, analytics_only, event)?)
+            .await
     }
 
+    /// The call's root job: `job_id` followed up through its parents (a
+    /// job's parent never changes, so this needs no transaction).
+    pub async fn root_job_id(&self, job_id: i64) -> StoreResult<i64> {
+        sqlx::query_scalar(
+            "WITH RECURSIVE up(id, parent_job_id) AS (
+                 SELECT id, parent_job_id FROM jobs WHERE id = $1
+                 UNION ALL SELECT j.id, j.parent_job_id FROM jobs j JOIN up ON j.id = up.parent_job_id
+             )
+             SELECT id FROM up WHERE parent_job_id IS NULL",
+        )
+        .bind(job_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("job"))
+    }
+
+    /// `run-algorithms` after its checks, as one transaction: unless
+    /// `force_rerun`, it first locks the call's root job row (the statement
+    /// that writes comes first: SQLite then holds its write lock, PostgreSQL
+    /// the row lock, until commit), finds what already ran on the call, and
+    /// creates the child job for the rest with the parent's log line. N
+    /// identical requests at once give one child job; the others see it.
+    /// `force_rerun` skips the check and takes no lock.
+    pub async fn run_on_demand(
+        &self,
+        parent: &JobRow,
+        runs: Vec<NewRun>,
+        analytics_only: bool,
+        force_rerun: bool,
+    ) -> StoreResult<OnDemand> {
+        let root = self.root_job_id(parent.job_id).await?;
+        let ids: Vec<String> = runs.iter().map(|r| r.algorithm_id.clone()).collect();
+        // Reads before the transaction (see `create_job`).
+        let webhook = if analytics_only {
+            None
+        } else {
+            self.nearest_endpoint(parent.workspace_id).await?
+        };
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let existing = if force_rerun {
+            Vec::new()
+        } else {
+            sqlx::query("UPDATE jobs SET updated_at = updated_at WHERE id = $1")
+                .bind(root)
+                .execute(&mut *tx)
+                .await?;
+            Self::existing_runs_in(&mut tx, root, &ids).await?
+        };
+        let to_run: Vec<NewRun> = runs
+            .into_iter()
+            .filter(|r| !existing.iter().any(|e| e.algorithm_id == r.algorithm_id))
+            .collect();
+        if to_run.is_empty() {
+            tx.rollback().await?;
+            return Ok(OnDemand::AlreadyRan(existing));
+        }
+        let names = to_run
+            .iter()
+            .map(|r| r.algorithm_id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let event = format!("On-demand analysis job created from job {} for {names}", parent.job_id);
+        let child = child_job(parent, "on_demand", to_run, analytics_only, event)?;
+        let child_id = Self::insert_job(&mut tx, &child, webhook, &now).await?;
+        let line = format!("Child job {child_id} created to run {names}");
+        Self::add_event_in(&mut tx, parent.job_id, "info", &line, &now).await?;
+        tx.commit().await?;
+        Ok(OnDemand::Created {
+            child: Box::new(self.job(child_id).await?),
+            existing,
+        })
+    }
+}
+
+/// What `run-algorithms` did (see [`Store::run_on_demand`]).
+#[derive(Debug)]
+pub enum OnDemand {
+    /// Every requested algorithm already ran on the call: no child job.
+    AlreadyRan(Vec<ExistingRun>),
+    /// A child job runs the rest; `existing` lists the requested algorithms
+    /// that already ran and are not run again.
+    Created {
+        /// The child job.
+        child: Box<JobRow>,
+        /// What was skipped.
+        existing: Vec<ExistingRun>,
+    },
+}
+
+/// A child job of `parent` in `analyzing`: same workspace, the parent's
+/// transcript (shared, not copied) and source references, its own
+/// `analytics_only`.
+fn child_job(
+    parent: &JobRow,
+    kind: &'static str,
+    runs: Vec<NewRun>,
+    analytics_only: bool,
+    event: String,
+) -> StoreResult<NewJob> {
+    let transcript = parent
+        .transcript_sha256
+        .clone()
+        .ok_or(StoreError::NotFound("transcript"))?;
+    Ok(NewJob {
+        workspace_id: parent.workspace_id,
+        parent_job_id: Some(parent.job_id),
+        kind,
+        status: "analyzing",
+        algorithm_ids: runs.iter().map(|r| r.algorithm_id.clone()).collect(),
+        runs,
+        analytics_only,
+        transcript: TranscriptSource::Existing(transcript),
+        source_call_id: parent.source_call_id.clone(),
+        source_company_id: parent.source_company_id.clone(),
+        recording_url: parent.recording_url.clone(),
+        contacted_at: parent.contacted_at.clone(),
+        duration_seconds: None,
+        error: None,
+        event,
+    })
+}
+
+impl Store {
     async fn insert_runs(tx: &mut super::Conn, job_id: i64, runs: &[NewRun], now: &str) -> StoreResult<()> {
         for run in runs {
             let config = run.config.to_string();
@@ -383,6 +498,9 @@ impl Store {
         }
         if let Some(p) = filter.parent_job_id.map(|_| next()) {
             sql.push_str(&format!(" AND parent_job_id = ${p}"));
+        }
+        if filter.root_only {
+            sql.push_str(" AND parent_job_id IS NULL");
         }
         if let Some(p) = filter.workspace_id.map(|_| next()) {
             sql.push_str(&format!(" AND workspace_id = ${p}"));

@@ -44,7 +44,7 @@ pub use algorithm_versions::{NewVersion, PublishRecord, Published, VersionRow};
 pub use algorithms::AlgorithmRow;
 pub use deliveries::{AttemptOutcome, DeliveryView, DeliveryWork};
 pub use events::JobEvent;
-pub use jobs::{JobFilter, JobRow, NewJob, NewRun, TranscriptSource};
+pub use jobs::{JobFilter, JobRow, NewJob, NewRun, OnDemand, TranscriptSource};
 pub use keys::{ApiKey, Scope};
 pub use runs::{ClaimedJob, ExistingRun, RunRow};
 pub use tenants::{Organization, Partner, Workspace};

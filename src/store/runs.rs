@@ -80,8 +80,13 @@ pub struct ExistingRun {
     pub algorithm_id: String,
     /// `completed`, `pending` or `running`.
     pub status: String,
-    /// The job it belongs to (the original or one of its children).
+    /// The job it belongs to (the call's root job or one below it).
     pub job_id: i64,
+    /// The version that ran; null while pending or running.
+    pub algorithm_version: Option<String>,
+    /// The algorithm's active version now (null when disabled), so a client
+    /// sees a result from an older version and can choose `force_rerun`.
+    pub active_version: Option<String>,
 }
 
 /// A job a worker holds the lease on, with the runs still to do.
@@ -116,26 +121,42 @@ impl Store {
         run(&row)
     }
 
-    /// Runs of these algorithms on the job or its child jobs that count as
-    /// "already ran": completed, or still pending or running. Failed runs do
-    /// not count. One per algorithm (the newest), in request order.
-    pub async fn existing_runs(&self, job_id: i64, algorithm_ids: &[String]) -> StoreResult<Vec<ExistingRun>> {
+    /// Runs of these algorithms on a call (its root job and every job below
+    /// it) that count as "already ran": completed, or still pending or
+    /// running. Failed runs do not count. One per algorithm (the newest), in
+    /// request order.
+    pub(super) async fn existing_runs_in(
+        tx: &mut super::Conn,
+        root_job_id: i64,
+        algorithm_ids: &[String],
+    ) -> StoreResult<Vec<ExistingRun>> {
         let rows = sqlx::query(
-            "SELECT id, algorithm_id, status, job_id FROM algorithm_runs
-             WHERE (job_id = $1 OR job_id IN (SELECT id FROM jobs WHERE parent_job_id = $1))
-               AND status IN ('completed', 'pending', 'running')
-             ORDER BY id DESC",
+            "WITH RECURSIVE call_jobs(id) AS (
+                 SELECT CAST($1 AS BIGINT)
+                 UNION ALL SELECT j.id FROM jobs j JOIN call_jobs c ON j.parent_job_id = c.id
+             )
+             SELECT r.id, r.algorithm_id, r.status, r.job_id, r.algorithm_version,
+                    CASE WHEN a.status = 'active' THEN a.version END AS active_version
+             FROM algorithm_runs r LEFT JOIN algorithms a ON a.id = r.algorithm_id
+             WHERE r.job_id IN (SELECT id FROM call_jobs)
+               AND r.status IN ('completed', 'pending', 'running')
+             ORDER BY r.id DESC",
         )
-        .bind(job_id)
-        .fetch_all(&self.pool)
+        .bind(root_job_id)
+        .fetch_all(&mut *tx)
         .await?;
         let found: Vec<ExistingRun> = rows
             .iter()
-            .map(|r| ExistingRun {
-                algorithm_run_id: r.get("id"),
-                algorithm_id: r.get("algorithm_id"),
-                status: r.get("status"),
-                job_id: r.get("job_id"),
+            .map(|r| {
+                let status: String = r.get("status");
+                ExistingRun {
+                    algorithm_run_id: r.get("id"),
+                    algorithm_id: r.get("algorithm_id"),
+                    algorithm_version: (status == "completed").then(|| r.get("algorithm_version")).flatten(),
+                    status,
+                    job_id: r.get("job_id"),
+                    active_version: r.get("active_version"),
+                }
             })
             .collect();
         Ok(algorithm_ids
