@@ -4,7 +4,9 @@
 //!     on a one-hour transcript, until completed) vs engine-only runs of the
 //!     same 2 algorithms on the same transcript;
 //! (b) child-job creation time for a 10-hour vs a 1-minute transcript;
-//! (c) `GET /jobs/{id}` requests per second and p99 under concurrent load.
+//! (c) `GET /jobs/{id}` requests per second and p99 under concurrent load;
+//! (d) `GET /jobs/{id}` latency, one client, idle and while hostile CPU-bound
+//!     runs fill every run slot (and as many wait for one).
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on the first unexpected error")]
 
@@ -142,6 +144,9 @@ fn main() {
         if wanted("reads") {
             reads().await;
         }
+        if wanted("latency") {
+            latency().await;
+        }
     });
 }
 
@@ -272,5 +277,62 @@ async fn reads() {
         "(c) GET /jobs/{{id}}, 16 concurrent clients (same process, same 2 cores): {rate:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms",
         p50.as_secs_f64() * 1e3,
         p99.as_secs_f64() * 1e3
+    );
+}
+
+/// `n` sequential GETs of `url`, each timed, 2 ms apart.
+async fn sequential_gets(b: &Bench, url: &str, n: usize) -> Vec<Duration> {
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t0 = Instant::now();
+        let r = b.client.get(url).bearer_auth(TOKEN).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.bytes().await.unwrap();
+        samples.push(t0.elapsed());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    samples
+}
+
+async fn latency() {
+    let b = start(true).await;
+    let w = b.workspace().await;
+    let id = b.finished_job(w, 1_000, &ALGORITHMS).await;
+    let url = format!("{}/api/v1/jobs/{id}", b.base);
+    let mut idle = sequential_gets(&b, &url, 500).await;
+    // Hostile guests that spin until their 15 s deadline, on every slot and
+    // as many again waiting for one.
+    let engine = b.state.engine.clone();
+    let wasm = std::fs::read(std::path::Path::new(env!("GENSAIL_PLUGIN_WASM_DIR")).join("hostile.wasm")).unwrap();
+    let hostile = engine
+        .load(
+            "hostile_v1",
+            &wasm,
+            gensail_engine::LimitOverrides {
+                timeout_ms: Some(15_000),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let slots = engine.config().max_concurrent_runs;
+    let transcript = transcript_of_words(100);
+    for _ in 0..slots * 2 {
+        let (engine, hostile, transcript) = (engine.clone(), hostile.clone(), transcript.clone());
+        tokio::spawn(async move { engine.run_loaded(&hostile, &transcript, r#"{"mode":"loop"}"#).await });
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut busy = sequential_gets(&b, &url, 500).await;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let (idle_p50, idle_p99) = (percentile(&mut idle, 0.5), percentile(&mut idle, 0.99));
+    let (busy_p50, busy_p99) = (percentile(&mut busy, 0.5), percentile(&mut busy, 0.99));
+    println!(
+        "(d) GET /jobs/{{id}}, one client: idle p50 {:.2} ms p99 {:.2} ms; with {} spinning guests on {slots} run slots p50 {:.2} ms p99 {:.2} ms; p99 ratio {:.2}",
+        ms(idle_p50),
+        ms(idle_p99),
+        slots * 2,
+        ms(busy_p50),
+        ms(busy_p99),
+        busy_p99.as_secs_f64() / idle_p99.as_secs_f64()
     );
 }
