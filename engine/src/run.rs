@@ -229,12 +229,12 @@ impl Engine {
         } else {
             config_json.to_owned()
         };
-        let seed = run_seed(&algorithm.info.sha256, &config, &input);
         let (engine, task_algorithm) = (self.clone(), algorithm.clone());
-        let run = self
-            .inner
-            .guests
-            .spawn(async move { engine.run_here(&task_algorithm, &input, &config, seed).await });
+        // Hashing the transcript for the seed is work too: on the guest runtime.
+        let run = self.inner.guests.spawn(async move {
+            let seed = run_seed(&task_algorithm.info.sha256, &config, &input);
+            engine.run_here(&task_algorithm, &input, &config, seed).await
+        });
         match run.await {
             Ok(report) => report,
             Err(ended) => RunReport::failed(
