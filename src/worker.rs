@@ -172,7 +172,12 @@ async fn process(state: &AppState, config: &WorkerConfig, claimed: ClaimedJob) {
         }
     }
     heartbeat.abort();
-    // Runs of a delivering job wrote deliveries: let the delivery worker look now.
+    settle(state, config, job_id).await;
+}
+
+/// Settles a job whose runs are done, and lets the delivery worker look at
+/// once (runs of a delivering job wrote deliveries).
+async fn settle(state: &AppState, config: &WorkerConfig, job_id: i64) {
     state.deliveries_due.notify_one();
     match state.store.finish_job(job_id, &config.id).await {
         Ok(Some(status)) => tracing::info!(job_id, status, "job settled"),
@@ -208,12 +213,7 @@ async fn give_up_lost(state: &AppState, config: &WorkerConfig, claimed: ClaimedJ
             tracing::error!(job_id, run_id, error = %e, "cannot fail a lost run");
         }
     }
-    state.deliveries_due.notify_one();
-    match state.store.finish_job(job_id, &config.id).await {
-        Ok(Some(status)) => tracing::info!(job_id, status, "job settled after lost leases"),
-        Ok(None) => tracing::warn!(job_id, "job not settled: runs left or lease lost"),
-        Err(e) => tracing::error!(job_id, error = %e, "cannot settle job"),
-    }
+    settle(state, config, job_id).await;
 }
 
 async fn execute_run(
