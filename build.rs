@@ -94,6 +94,8 @@ fn watch(root: &Path, plugins: &Path) {
         "plugins/Cargo.toml",
         "plugins/Cargo.lock",
         "plugins/.cargo",
+        // sqlx::migrate! embeds the migrations; a new file must rebuild the crate.
+        "migrations",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }

@@ -13,8 +13,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gensail::app::{AppState, ServeConfig, Server, build_state};
+use gensail::app::{ServeConfig, Server, build_state};
 use gensail::clock::{SharedClock, SystemClock};
+use gensail::state::AppState;
 use serde_json::{Value, json};
 
 mod common;

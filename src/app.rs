@@ -1,5 +1,6 @@
-//! The running service: shared state, start-up, and the serve loop with
-//! graceful shutdown.
+//! The running service: start-up and the serve loop with graceful shutdown.
+//! The state it builds is [`AppState`] (in `state.rs`, which imports nothing
+//! of the service above the store, so nothing imports this file back).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,51 +12,9 @@ use tokio::sync::Notify;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::ratelimit::{RateLimitConfig, RateLimits};
+use crate::state::AppState;
 use crate::store::{Scope, Store};
 use crate::worker::{Worker, WorkerConfig};
-
-/// What the handlers and the worker share. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    /// The database.
-    pub store: Store,
-    /// The wasmtime host with the loaded algorithms.
-    pub engine: Engine,
-    /// Per-key rate limits.
-    pub rate_limits: RateLimits,
-    /// Wakes the worker when work is created.
-    pub work_available: Arc<Notify>,
-    /// Prometheus metrics.
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// Encrypts stored webhook secrets.
-    pub secrets: crate::secrets::SecretBox,
-    /// Checks webhook URLs against the address rules and allowlist.
-    pub outbound: crate::outbound::OutboundGuard,
-    /// Wakes the delivery worker when deliveries are written.
-    pub deliveries_due: Arc<Notify>,
-    /// Largest component a publish accepts.
-    pub max_component_bytes: usize,
-    /// Keys with a publish compiling now: one at a time per key, so one key
-    /// cannot queue up the server's compiles.
-    pub publishing_keys: Arc<dashmap::DashSet<i64>>,
-}
-
-impl AppState {
-    /// Tells the workers there is new work: this process's at once, other
-    /// processes' through the database (PostgreSQL). Workers also poll, for
-    /// leases that expire.
-    pub fn wake_worker(&self) {
-        self.work_available.notify_one();
-        if self.store.backend() == crate::store::Backend::Postgres {
-            let store = self.store.clone();
-            tokio::spawn(async move {
-                if let Err(e) = store.announce_work().await {
-                    tracing::warn!(error = %e, "cannot announce new work; workers will find it at their next poll");
-                }
-            });
-        }
-    }
-}
 
 /// How `gensail serve` runs.
 #[derive(Debug, Clone)]
@@ -138,6 +97,7 @@ pub async fn build_state(config: &ServeConfig, clock: SharedClock) -> anyhow::Re
     let mut generated = None;
     if config.api {
         if let Some(token) = &config.platform_token {
+            crate::store::check_chosen_token(token).map_err(|e| anyhow::anyhow!("GENSAIL_PLATFORM_TOKEN {e}"))?;
             store.insert_key(Scope::Platform, token).await?;
         } else if !store.has_platform_key().await? {
             let (_, token) = store.create_key(Scope::Platform).await?;

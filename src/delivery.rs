@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::sync::watch;
 
-use crate::app::AppState;
 use crate::clock;
+use crate::state::AppState;
 use crate::store::{AttemptOutcome, DeliveryWork, JobRow, RunRow};
 
 /// How deliveries are retried.
@@ -122,7 +122,7 @@ pub fn payload(job: &JobRow, run: &RunRow, recording_duration: Option<f64>, time
         _ => json!([output]),
     };
     let mut body = json!({ "status": run.status, "timestamp": timestamp, "call": call, "data": data });
-    if run.status == "failed" {
+    if run.status == crate::jobs::RunStatus::Failed {
         body["error"] = run.error.clone().unwrap_or(Value::Null);
     }
     body
@@ -130,7 +130,11 @@ pub fn payload(job: &JobRow, run: &RunRow, recording_duration: Option<f64>, time
 
 /// Sends due deliveries until `stop` turns true.
 pub async fn run(state: AppState, config: DeliveryConfig, mut stop: watch::Receiver<bool>) {
+    // Names resolve only through the outbound guard, so the address connected
+    // to is one it allowed; no proxy, which would resolve names itself.
     let client = match reqwest::Client::builder()
+        .dns_resolver(state.outbound.resolver())
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(config.timeout)
         .connect_timeout(Duration::from_secs(5))

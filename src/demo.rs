@@ -4,7 +4,7 @@
 
 use gensail_host_api::Transcript;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::{NewJob, Scope, TranscriptSource};
 
 /// Sample calls ingested by the demo: (source call ID, transcript).
@@ -73,7 +73,7 @@ pub async fn seed(state: &AppState, address: std::net::SocketAddr) -> anyhow::Re
                     workspace_id: workspace.id,
                     parent_job_id: None,
                     kind: "ingest",
-                    status: "analyzing",
+                    status: crate::jobs::JobStatus::Analyzing,
                     runs: store.new_runs(workspace.id, &algorithm_ids).await?,
                     algorithm_ids: algorithm_ids.clone(),
                     analytics_only: false,

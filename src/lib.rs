@@ -9,9 +9,11 @@
 //!
 //! # Layout
 //! - [`cli`]: argument parsing (clap): `serve`, `algorithms list | inspect | run`.
-//! - [`app`]: shared state, start-up, serving with graceful shutdown.
+//! - [`app`]: start-up, serving with graceful shutdown.
+//! - [`state`]: `AppState`, what handlers and workers share.
 //! - [`http`]: the API, one file per resource.
-//! - [`store`]: every database read and write (sqlx, SQLite).
+//! - [`jobs`]: the job core's rules: job, run and delivery statuses and their transitions.
+//! - [`store`]: every database read and write (sqlx; SQLite or PostgreSQL).
 //! - [`lifecycle`]: publishing, activating and rolling back algorithm versions; directory hot-load.
 //! - [`worker`]: claims jobs with a lease and runs their algorithms.
 //! - [`delivery`]: sends signed webhooks from the outbox.
@@ -30,10 +32,12 @@ pub mod clock;
 pub mod delivery;
 pub mod demo;
 pub mod http;
+pub mod jobs;
 pub mod lifecycle;
 pub mod metrics;
 pub mod outbound;
 pub mod ratelimit;
 pub mod secrets;
+pub mod state;
 pub mod store;
 pub mod worker;

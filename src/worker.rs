@@ -15,8 +15,8 @@ use serde_json::json;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::app::AppState;
 use crate::clock;
+use crate::state::AppState;
 use crate::store::ClaimedJob;
 
 /// How the worker runs.
@@ -180,7 +180,7 @@ async fn process(state: &AppState, config: &WorkerConfig, claimed: ClaimedJob) {
 async fn settle(state: &AppState, config: &WorkerConfig, job_id: i64) {
     state.deliveries_due.notify_one();
     match state.store.finish_job(job_id, &config.id).await {
-        Ok(Some(status)) => tracing::info!(job_id, status, "job settled"),
+        Ok(Some(status)) => tracing::info!(job_id, status = %status, "job settled"),
         Ok(None) => tracing::warn!(job_id, "job not settled: runs left or lease lost"),
         Err(e) => tracing::error!(job_id, error = %e, "cannot settle job"),
     }

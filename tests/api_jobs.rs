@@ -6,6 +6,7 @@
 mod common;
 
 use common::api::TestServer;
+use gensail::jobs::RunStatus;
 use gensail::store::ClaimedJob;
 use serde_json::{Value, json};
 
@@ -290,10 +291,26 @@ async fn list_filters_since_and_cursor_pages() {
     assert_eq!(seen, sorted);
     assert_eq!(seen.len(), 7);
 
-    for bad in ["status=done", "since=yesterday", "limit=0", "cursor=abc", "colour=red"] {
+    // Ages too large for the calendar once panicked the handler (an empty reply).
+    for bad in [
+        "status=done",
+        "since=yesterday",
+        "since=100000000d",
+        "since=9999999999999d",
+        "since=99999999999999999999h",
+        "since=36501d",
+        "limit=0",
+        "cursor=abc",
+        "cursor=-1",
+        "cursor=0",
+        "colour=red",
+    ] {
         let r = s.get(&t.workspace_key, &format!("/api/v1/jobs?{bad}")).await;
         assert_eq!(r.status, 422, "{bad}: {}", r.body);
+        assert!(r.body["detail"].is_string(), "{bad}: {}", r.body);
     }
+    let century = s.get(&t.workspace_key, "/api/v1/jobs?since=36500d").await;
+    assert_eq!(century.status, 200, "{}", century.body);
     let r = s
         .get(
             &t.workspace_key,
@@ -394,7 +411,7 @@ async fn a_job_interrupted_by_a_crash_resumes_without_running_anything_twice() {
         .unwrap();
     let report = s.state.engine.run(&runs[0].1, &transcript, &runs[0].2).await.unwrap();
     assert!(store.finish_run(runs[0].0, &report).await.unwrap());
-    assert_eq!(store.run(runs[1].0).await.unwrap().status, "running");
+    assert_eq!(store.run(runs[1].0).await.unwrap().status, RunStatus::Running);
     let first = store.run(runs[0].0).await.unwrap();
 
     // Restart with a worker. The lease is still live: nothing happens yet.
@@ -416,11 +433,106 @@ async fn a_job_interrupted_by_a_crash_resumes_without_running_anything_twice() {
         .find(|r| r["algorithm_run_id"] == first.algorithm_run_id)
         .unwrap();
     let interrupted = store.run(runs[1].0).await.unwrap();
-    assert_eq!(interrupted.status, "completed");
+    assert_eq!(interrupted.status, RunStatus::Completed);
     assert_eq!(
         again["finished_at"].as_str(),
         first.finished_at.as_deref(),
         "the completed run was not run again"
     );
     assert_eq!(again["result"], first.result.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workspaces_with_backlogs_share_the_run_slots() {
+    // No worker: each claim below is a run slot taking its next job.
+    let s = TestServer::start_with(|c| c.worker = false).await;
+    let backfill = s.tenant("Backfiller").await;
+    let live = s.tenant("Live calls").await;
+    // One workspace's backfill is queued first and is long; the other's calls come after it.
+    let mut queued = std::collections::HashMap::new();
+    for (t, n) in [(&backfill, 6), (&live, 2)] {
+        for _ in 0..n {
+            let job = s
+                .ingest(&t.workspace_key, t.workspace, "dental_booking.txt", &["sentiment_v1"])
+                .await;
+            queued.entry(t.workspace).or_insert_with(Vec::new).push(job);
+        }
+    }
+    let store = s.state.store.clone();
+    let claim_all = |worker: &'static str| {
+        let store = store.clone();
+        let lease = gensail::clock::format(s.clock.now_plus(30));
+        async move {
+            let mut claims = Vec::new();
+            for slot in 0..8 {
+                let claimed = store.claim_job(&format!("{worker}-{slot}"), &lease).await.unwrap();
+                claims.push(claimed.expect("a job for every slot").job);
+            }
+            assert!(
+                store.claim_job(worker, &lease).await.unwrap().is_none(),
+                "all 8 jobs are leased"
+            );
+            claims
+        }
+    };
+    let (b, l) = (backfill.workspace, live.workspace);
+    let claims = claim_all("worker").await;
+    let workspaces: Vec<i64> = claims.iter().map(|j| j.workspace_id).collect();
+    // The fewest jobs in flight goes next; among equals, the oldest waiting job.
+    assert_eq!(workspaces, [b, l, b, l, b, b, b, b]);
+    for (workspace, jobs) in &queued {
+        let claimed: Vec<i64> = claims
+            .iter()
+            .filter(|j| j.workspace_id == *workspace)
+            .map(|j| j.job_id)
+            .collect();
+        assert_eq!(&claimed, jobs, "a workspace's jobs go oldest first");
+    }
+    // Leases that ran out (dead workers) are not in flight: taken back, the
+    // jobs are shared out the same way again.
+    s.clock.advance(chrono::Duration::seconds(31));
+    let again: Vec<i64> = claim_all("next").await.iter().map(|j| j.workspace_id).collect();
+    assert_eq!(again, [b, l, b, l, b, b, b, b]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_paths_and_oversized_bodies_answer_json_naming_the_fix() {
+    use reqwest::Method;
+    let s = TestServer::start_with(|c| c.worker = false).await;
+    let t = s.tenant("Acme").await;
+    let job = s
+        .ingest(&t.workspace_key, t.workspace, "dental_booking.txt", &["sentiment_v1"])
+        .await;
+    // Path IDs that do not parse: 422 in JSON, naming the parameter (was 400 text/plain).
+    for (method, path, names) in [
+        (Method::GET, "/api/v1/jobs/abc".to_owned(), "job_id"),
+        (Method::GET, "/api/v1/jobs/9223372036854775808".to_owned(), "job_id"),
+        (Method::GET, "/api/v1/algorithm-runs/1.5".to_owned(), "run_id"),
+        (Method::DELETE, "/api/v1/keys/abc".to_owned(), "key_id"),
+    ] {
+        let r = s.request(method, Some(&s.platform), &path, None).await;
+        assert_eq!(r.status, 422, "{path}: {}", r.body);
+        let detail = r.body["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(names) && detail.contains("whole number"),
+            "{path}: {detail}"
+        );
+    }
+    // Bodies over the limit: 413 naming it, for JSON and for raw bodies alike (was 422).
+    let over = vec![b' '; (16 << 20) + 1024];
+    for path in [
+        "/api/v1/calls/transcript".to_owned(),
+        format!("/api/v1/jobs/{job}/retry"),
+    ] {
+        let r = s.raw(Method::POST, &t.workspace_key, &path, over.clone()).await;
+        assert_eq!(r.status, 413, "{path}: {}", r.body);
+        assert!(
+            r.body["detail"].as_str().unwrap().contains("16 MiB"),
+            "{path}: {}",
+            r.body
+        );
+    }
+    // Nothing was created by the refused requests.
+    let jobs = s.get(&t.workspace_key, "/api/v1/jobs").await.body;
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 1, "{jobs}");
 }

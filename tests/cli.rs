@@ -314,3 +314,27 @@ fn no_command_is_serve_with_its_environment() {
     );
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn serve_refuses_a_platform_token_no_client_could_send() {
+    // Not ASCII (it once crashed start-up cutting its hint), and too short to be safe.
+    for (token, says) in [
+        ("ключ-доступа-платформы-0123456789", "visible ASCII"),
+        ("gs_short", "24 to 256 characters"),
+    ] {
+        let data = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_gensail"))
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env("GENSAIL_DATA_DIR", data.path())
+            .env("GENSAIL_PLATFORM_TOKEN", token)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("GENSAIL_PLATFORM_TOKEN") && stderr.contains(says),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

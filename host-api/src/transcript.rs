@@ -12,6 +12,11 @@ use serde::{Deserialize, Serialize};
 /// Speaking pace used to estimate timestamps of plain-text transcripts (150 words a minute).
 pub const ESTIMATED_MS_PER_WORD: u64 = 400;
 
+/// The longest call a transcript may describe: a week. Longer is a clock
+/// error, and the bound keeps every time and sum of times well inside `i64`
+/// (the databases' integer), which a `u64` from JSON is not.
+pub const MAX_CALL_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+
 /// One stretch of speech by one speaker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Segment {
@@ -128,7 +133,19 @@ impl Transcript {
 
     /// Checks timestamps and fills in a missing duration.
     fn validated(mut self) -> Result<Self, TranscriptParseError> {
+        if self.duration_ms > MAX_CALL_MS {
+            return Err(TranscriptParseError(format!(
+                "duration_ms is {}; a call lasts at most {MAX_CALL_MS} ms (a week)",
+                self.duration_ms
+            )));
+        }
         for (i, s) in self.segments.iter().enumerate() {
+            if s.end_ms > MAX_CALL_MS {
+                return Err(TranscriptParseError(format!(
+                    "segment {i} ends at {} ms; a call lasts at most {MAX_CALL_MS} ms (a week)",
+                    s.end_ms
+                )));
+            }
             if s.end_ms < s.start_ms {
                 return Err(TranscriptParseError(format!(
                     "segment {i} ends ({} ms) before it starts ({} ms)",
@@ -233,6 +250,23 @@ mod tests {
         assert!(err.0.contains("segment 0 ends"), "{err}");
         let err = Transcript::parse(r#"{"segments":[{"speaker":"A"}]}"#).unwrap_err();
         assert!(err.0.contains("start_ms"), "{err}");
+    }
+
+    #[test]
+    fn times_beyond_a_week_are_refused_not_wrapped() {
+        // 2^63 once went into the database as i64::MIN and passed the minimum-duration filter.
+        let err = Transcript::parse(
+            r#"{"duration_ms":9223372036854775808,"segments":[{"speaker":"A","start_ms":0,"end_ms":1,"text":"hi"}]}"#,
+        )
+        .unwrap_err();
+        assert!(err.0.contains("at most 604800000 ms"), "{err}");
+        let err = Transcript::parse(
+            r#"{"segments":[{"speaker":"A","start_ms":0,"end_ms":18446744073709551615,"text":"hi"}]}"#,
+        )
+        .unwrap_err();
+        assert!(err.0.contains("segment 0 ends"), "{err}");
+        let week = format!(r#"{{"segments":[{{"speaker":"A","start_ms":0,"end_ms":{MAX_CALL_MS},"text":"hi"}}]}}"#);
+        assert_eq!(Transcript::parse(&week).unwrap().duration_ms, MAX_CALL_MS);
     }
 
     #[test]

@@ -365,9 +365,13 @@ async fn serve(data_dir: PathBuf, engine: EngineConfig, args: ServeArgs) -> anyh
     if let Some(bind) = args.bind {
         config.bind = bind;
     }
-    config.platform_token = std::env::var("GENSAIL_PLATFORM_TOKEN")
-        .ok()
-        .filter(|t| !t.trim().is_empty());
+    config.platform_token = match std::env::var("GENSAIL_PLATFORM_TOKEN") {
+        Ok(token) => Some(token).filter(|t| !t.trim().is_empty()),
+        Err(std::env::VarError::NotPresent) => None,
+        Err(std::env::VarError::NotUnicode(_)) => {
+            anyhow::bail!("GENSAIL_PLATFORM_TOKEN must be visible ASCII characters only; it is not even valid text")
+        }
+    };
     config.worker = !args.no_worker;
     config.rate_limits = crate::ratelimit::RateLimitConfig {
         workspace_per_minute: args.rate_limit_workspace,

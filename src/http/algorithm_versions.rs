@@ -10,7 +10,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{FromRequest, Multipart, Query, Request, State};
 use axum::http::{StatusCode, header};
 use gensail_engine::LoadError;
 use serde::Deserialize;
@@ -18,11 +18,11 @@ use serde_json::{Value, json};
 
 use super::algorithms::{check_scope, describe, managed, may_manage, visible};
 use super::auth::Caller;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiBytes, ApiError, ApiPath, ApiResult};
 #[allow(unused_imports)]
 use super::openapi::*;
-use crate::app::AppState;
 use crate::lifecycle::{self, Manifest, PublishError, PublishOutcome, Publisher};
+use crate::state::AppState;
 use crate::store::Scope;
 
 /// Manifest fields a raw `application/wasm` publish takes from the query string.
@@ -367,7 +367,7 @@ fn publish_error(e: PublishError) -> ApiError {
 pub async fn versions(
     State(state): State<AppState>,
     caller: Caller,
-    Path(algorithm_id): Path<String>,
+    ApiPath(algorithm_id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let row = visible(&state, &caller, &algorithm_id).await?;
     let active = (row.status == "active").then_some(row.version);
@@ -392,8 +392,8 @@ pub struct VersionChoice {
 pub async fn activate(
     State(state): State<AppState>,
     caller: Caller,
-    Path(algorithm_id): Path<String>,
-    body: Bytes,
+    ApiPath(algorithm_id): ApiPath<String>,
+    ApiBytes(body): ApiBytes,
 ) -> ApiResult<Json<Value>> {
     let choice = version_choice(&body)?;
     let Some(version) = choice.version else {
@@ -410,8 +410,8 @@ pub async fn activate(
 pub async fn rollback(
     State(state): State<AppState>,
     caller: Caller,
-    Path(algorithm_id): Path<String>,
-    body: Bytes,
+    ApiPath(algorithm_id): ApiPath<String>,
+    ApiBytes(body): ApiBytes,
 ) -> ApiResult<Json<Value>> {
     let choice = version_choice(&body)?;
     managed(&state, &caller, &algorithm_id).await?;
@@ -473,7 +473,7 @@ const MAX_COMPARE_JOBS: usize = 20;
 pub async fn compare(
     State(state): State<AppState>,
     caller: Caller,
-    Path((algorithm_id, version)): Path<(String, String)>,
+    ApiPath((algorithm_id, version)): ApiPath<(String, String)>,
     super::error::ApiJson(body): super::error::ApiJson<CompareRequest>,
 ) -> ApiResult<Json<lifecycle::golden::GoldenReport>> {
     visible(&state, &caller, &algorithm_id).await?;

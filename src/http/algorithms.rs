@@ -7,15 +7,15 @@
 //! manages the algorithms scoped to its partner or to one of its organizations.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
-use super::error::{ApiError, ApiJson, ApiResult};
+use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
 #[allow(unused_imports)]
 use super::openapi::*;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::{AlgorithmRow, Scope};
 
 /// Query of `GET /algorithms`.
@@ -56,7 +56,7 @@ pub struct ScopeChange {
 pub async fn set_scope(
     State(state): State<AppState>,
     caller: Caller,
-    Path(algorithm_id): Path<String>,
+    ApiPath(algorithm_id): ApiPath<String>,
     ApiJson(body): ApiJson<ScopeChange>,
 ) -> ApiResult<Json<Value>> {
     caller.require_platform()?;
@@ -157,7 +157,7 @@ pub(super) async fn managed(state: &AppState, caller: &Caller, id: &str) -> ApiR
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(algorithm_id): Path<String>,
+    ApiPath(algorithm_id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let row = visible(&state, &caller, &algorithm_id).await?;
     Ok(Json(describe(&state, row).await?))
@@ -186,7 +186,7 @@ pub(super) async fn describe(state: &AppState, row: AlgorithmRow) -> ApiResult<V
 pub async fn disable(
     State(state): State<AppState>,
     caller: Caller,
-    Path(algorithm_id): Path<String>,
+    ApiPath(algorithm_id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     set_status(&state, &caller, &algorithm_id, "disabled").await
 }
@@ -196,7 +196,7 @@ pub async fn disable(
 pub async fn enable(
     State(state): State<AppState>,
     caller: Caller,
-    Path(algorithm_id): Path<String>,
+    ApiPath(algorithm_id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     set_status(&state, &caller, &algorithm_id, "active").await
 }

@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::{ApiError, ApiResult};
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::{ApiKey, JobRow, Scope, Workspace};
 
 /// The authenticated key behind a request.

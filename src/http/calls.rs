@@ -11,7 +11,8 @@ use super::error::{ApiJson, ApiResult};
 #[allow(unused_imports)]
 use super::openapi::*;
 use super::validate;
-use crate::app::AppState;
+use crate::jobs::JobStatus;
+use crate::state::AppState;
 use crate::store::{NewJob, TranscriptSource, Workspace};
 
 /// Body of `POST /calls/transcript`.
@@ -83,7 +84,11 @@ pub async fn ingest_transcript(
             workspace_id: workspace.id,
             parent_job_id: None,
             kind: "ingest",
-            status: if skipped.is_some() { "skipped" } else { "analyzing" },
+            status: if skipped.is_some() {
+                JobStatus::Skipped
+            } else {
+                JobStatus::Analyzing
+            },
             algorithm_ids,
             runs,
             analytics_only: body.analytics_only.unwrap_or(false),
@@ -134,7 +139,11 @@ pub async fn ingest_audio(
             workspace_id: workspace.id,
             parent_job_id: None,
             kind: "ingest",
-            status: if skipped.is_some() { "skipped" } else { "transcribing" },
+            status: if skipped.is_some() {
+                JobStatus::Skipped
+            } else {
+                JobStatus::Transcribing
+            },
             algorithm_ids,
             runs: Vec::new(),
             analytics_only: body.analytics_only.unwrap_or(false),

@@ -2,8 +2,10 @@
 //! right status; internal causes are logged, never sent.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, RawPathParams, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -113,9 +115,91 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(body_too_large()),
             Err(rejection) => Err(ApiError::Unprocessable(json_rejection_detail(&rejection))),
         }
     }
+}
+
+/// A raw body (endpoints whose body is optional or not JSON) whose rejection
+/// is an [`ApiError`]: over the limit is 413 naming the limit.
+pub struct ApiBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Bytes::from_request(req, state).await {
+            Ok(bytes) => Ok(Self(bytes)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(body_too_large()),
+            Err(rejection) => Err(ApiError::Unprocessable(bytes_rejection_detail(&rejection))),
+        }
+    }
+}
+
+fn body_too_large() -> ApiError {
+    ApiError::PayloadTooLarge(format!(
+        "Body is larger than this endpoint accepts: at most {} MiB (a 10-hour transcript is about 5 MB)",
+        super::MAX_BODY_BYTES >> 20
+    ))
+}
+
+fn bytes_rejection_detail(rejection: &BytesRejection) -> String {
+    format!("Body could not be read: {}", rejection.body_text())
+}
+
+/// `Path<T>` whose rejection is an [`ApiError`]: an ID in the path that does
+/// not parse is a 422 naming the parameter and what it must be, in JSON.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Self(value)),
+            Err(rejection) => {
+                // axum names the parameter only for structs; the route's own
+                // names come from the raw parameters.
+                let names: Vec<(String, String)> = RawPathParams::from_request_parts(parts, state)
+                    .await
+                    .map(|raw| raw.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+                    .unwrap_or_default();
+                Err(path_rejection(&rejection, &names))
+            }
+        }
+    }
+}
+
+fn path_rejection(rejection: &PathRejection, raw: &[(String, String)]) -> ApiError {
+    use axum::extract::path::ErrorKind;
+    let PathRejection::FailedToDeserializePathParams(e) = rejection else {
+        return ApiError::Internal(anyhow::anyhow!("path parameters missing: {}", rejection.body_text()));
+    };
+    let (name, value, expected_type) = match e.kind() {
+        ErrorKind::ParseErrorAtKey {
+            key,
+            value,
+            expected_type,
+        } => (format!("Path parameter {key}"), value, *expected_type),
+        ErrorKind::ParseErrorAtIndex {
+            value, expected_type, ..
+        }
+        | ErrorKind::ParseError { value, expected_type } => {
+            let name = raw.iter().find(|(_, v)| v == value).map_or_else(
+                || "A path parameter".to_owned(),
+                |(key, _)| format!("Path parameter {key}"),
+            );
+            (name, value, *expected_type)
+        }
+        _ => return ApiError::Unprocessable(format!("Path is not valid: {}", e.body_text())),
+    };
+    let expected = if expected_type.starts_with('i') || expected_type.starts_with('u') {
+        format!("a whole number from 1 to {}", i64::MAX)
+    } else {
+        format!("a {expected_type}")
+    };
+    ApiError::Unprocessable(format!("{name} must be {expected}; not {value:?}"))
 }
 
 fn json_rejection_detail(rejection: &JsonRejection) -> String {

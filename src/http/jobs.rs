@@ -1,18 +1,19 @@
 //! Jobs: listing, lookup, status, log, transcript attachment, requeue and retry.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use chrono::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
-use super::error::{ApiError, ApiJson, ApiResult};
+use super::error::{ApiBytes, ApiError, ApiJson, ApiPath, ApiResult};
 #[allow(unused_imports)]
 use super::openapi::*;
 use super::validate;
-use crate::app::AppState;
+use crate::jobs::{JobStatus, RunStatus};
+use crate::state::AppState;
 use crate::store::{JobFilter, JobRow};
 
 /// Default and largest page of `GET /jobs`.
@@ -35,41 +36,44 @@ pub struct ListQuery {
     limit: Option<i64>,
 }
 
-const STATUSES: &[&str] = &[
-    "queued",
-    "transcribing",
-    "analyzing",
-    "publishing",
-    "completed",
-    "partial",
-    "failed",
-    "skipped",
-];
-
 /// `since`: a relative age (`30d`, `12h`, `15m`) or an RFC 3339 time.
 fn parse_since(state: &AppState, since: &str) -> ApiResult<String> {
-    if let Some(t) = relative_value(state, since) {
-        return Ok(t);
-    }
-    match crate::clock::parse(since) {
-        Some(t) => Ok(crate::clock::format(t)),
-        None => Err(ApiError::unprocessable(format!(
-            "since must be an age such as 30d, 12h or 15m, or an RFC 3339 time; not {since:?}"
-        ))),
+    let unreadable = || {
+        ApiError::unprocessable(format!(
+            "since must be an age such as 30d, 12h or 15m (at most {MAX_SINCE_DAYS}d), or an RFC 3339 time; not {since:?}"
+        ))
+    };
+    match relative_age(since) {
+        // Checked: an age reaching before the calendar's start is refused, not a panic.
+        Some(age) => age
+            .filter(|age| age.num_days() <= MAX_SINCE_DAYS)
+            .and_then(|age| state.store.clock().now().checked_sub_signed(age))
+            .map(crate::clock::format)
+            .ok_or_else(unreadable),
+        None => crate::clock::parse(since)
+            .map(crate::clock::format)
+            .ok_or_else(unreadable),
     }
 }
 
-fn relative_value(state: &AppState, since: &str) -> Option<String> {
+/// The longest age `since` accepts: a century covers every stored call.
+const MAX_SINCE_DAYS: i64 = 36_500;
+
+/// `Some(age)` when `since` has the form of an age (`None` inside when its
+/// number is too large to be a duration); `None` when it is not an age.
+fn relative_age(since: &str) -> Option<Option<Duration>> {
     let (last, _) = since.char_indices().last()?;
     let (number, unit) = since.split_at(last);
-    let n: i64 = number.parse().ok().filter(|n| *n >= 0)?;
-    let age = match unit {
-        "d" => Duration::days(n),
-        "h" => Duration::hours(n),
-        "m" => Duration::minutes(n),
-        _ => return None,
-    };
-    Some(crate::clock::format(state.store.clock().now() - age))
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: Option<i64> = number.parse().ok();
+    match unit {
+        "d" => Some(n.and_then(Duration::try_days)),
+        "h" => Some(n.and_then(Duration::try_hours)),
+        "m" => Some(n.and_then(Duration::try_minutes)),
+        _ => None,
+    }
 }
 
 /// `GET /jobs`: jobs the key reaches, newest first, cursor-paginated.
@@ -80,29 +84,32 @@ pub async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
-    let statuses: Vec<String> = query
+    let statuses = query
         .status
         .as_deref()
         .map(|s| {
             s.split(',')
-                .map(|x| x.trim().to_owned())
+                .map(str::trim)
                 .filter(|x| !x.is_empty())
-                .collect()
+                .map(|word| {
+                    JobStatus::parse(word).ok_or_else(|| {
+                        let all: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
+                        ApiError::unprocessable(format!("status {word:?} is not a job status ({})", all.join(", ")))
+                    })
+                })
+                .collect::<ApiResult<Vec<JobStatus>>>()
         })
+        .transpose()?
         .unwrap_or_default();
-    if let Some(bad) = statuses.iter().find(|s| !STATUSES.contains(&s.as_str())) {
-        return Err(ApiError::unprocessable(format!(
-            "status {bad:?} is not a job status ({})",
-            STATUSES.join(", ")
-        )));
-    }
     let since = query.since.as_deref().map(|s| parse_since(&state, s)).transpose()?;
     let before_id = query
         .cursor
         .as_deref()
         .map(|c| {
             c.parse::<i64>()
-                .map_err(|_| ApiError::unprocessable("cursor must be the next_cursor of a previous page"))
+                .ok()
+                .filter(|id| *id > 0)
+                .ok_or_else(|| ApiError::unprocessable("cursor must be the next_cursor of a previous page"))
         })
         .transpose()?;
     let limit = query.limit.unwrap_or(PAGE);
@@ -174,11 +181,11 @@ async fn job_view(state: &AppState, job: JobRow) -> ApiResult<Value> {
         None => None,
     };
     let runs = state.store.runs_for_job(job.job_id).await?;
-    let count = |s: &str| runs.iter().filter(|r| r.status == s).count();
+    let count = |s: RunStatus| runs.iter().filter(|r| r.status == s).count();
     let mut view = serde_json::to_value(&job).map_err(anyhow::Error::from)?;
     view["child_job_ids"] = json!(children);
     view["transcript"] = json!(transcript);
-    view["runs"] = json!({"total": runs.len(), "pending": count("pending"), "running": count("running"), "completed": count("completed"), "failed": count("failed")});
+    view["runs"] = json!({"total": runs.len(), "pending": count(RunStatus::Pending), "running": count(RunStatus::Running), "completed": count(RunStatus::Completed), "failed": count(RunStatus::Failed)});
     Ok(view)
 }
 
@@ -191,7 +198,11 @@ pub async fn visible_job(state: &AppState, caller: &Caller, job_id: i64) -> ApiR
 
 /// `GET /jobs/{id}`.
 #[utoipa::path(get, path = "/api/v1/jobs/{job_id}", tag = "jobs", params(("job_id" = i64, Path)), responses((status = 200, description = "Job status, parent, children, transcript summary, run counts", body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get(State(state): State<AppState>, caller: Caller, Path(job_id): Path<i64>) -> ApiResult<Json<Value>> {
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(job_id): ApiPath<i64>,
+) -> ApiResult<Json<Value>> {
     let job = visible_job(&state, &caller, job_id).await?;
     Ok(Json(job_view(&state, job).await?))
 }
@@ -201,7 +212,7 @@ pub async fn get(State(state): State<AppState>, caller: Caller, Path(job_id): Pa
 pub async fn deliveries(
     State(state): State<AppState>,
     caller: Caller,
-    Path(job_id): Path<i64>,
+    ApiPath(job_id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
     visible_job(&state, &caller, job_id).await?;
     Ok(Json(
@@ -211,7 +222,11 @@ pub async fn deliveries(
 
 /// `GET /jobs/{id}/logs`.
 #[utoipa::path(get, path = "/api/v1/jobs/{job_id}/logs", tag = "jobs", params(("job_id" = i64, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn logs(State(state): State<AppState>, caller: Caller, Path(job_id): Path<i64>) -> ApiResult<Json<Value>> {
+pub async fn logs(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(job_id): ApiPath<i64>,
+) -> ApiResult<Json<Value>> {
     visible_job(&state, &caller, job_id).await?;
     Ok(Json(
         json!({ "job_id": job_id, "events": state.store.events(job_id).await? }),
@@ -230,12 +245,12 @@ pub struct AttachTranscript {
 pub async fn attach_transcript(
     State(state): State<AppState>,
     caller: Caller,
-    Path(job_id): Path<i64>,
+    ApiPath(job_id): ApiPath<i64>,
     ApiJson(body): ApiJson<AttachTranscript>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let transcript = validate::transcript(&body.transcript)?;
     let job = visible_job(&state, &caller, job_id).await?;
-    if job.status != "transcribing" {
+    if job.status != JobStatus::Transcribing {
         return Err(ApiError::Conflict(format!(
             "Job is {}; a transcript can only be attached while it is transcribing",
             job.status
@@ -249,7 +264,7 @@ pub async fn attach_transcript(
         .store
         .start_analysis(
             job_id,
-            "transcribing",
+            JobStatus::Transcribing,
             Some(&transcript),
             &runs,
             "Transcript attached; analysis started",
@@ -263,7 +278,7 @@ pub async fn attach_transcript(
     state.wake_worker();
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "job_id": job_id, "status": "analyzing" })),
+        Json(json!({ "job_id": job_id, "status": JobStatus::Analyzing })),
     ))
 }
 
@@ -280,10 +295,10 @@ pub struct StatusChange {
 pub async fn update_status(
     State(state): State<AppState>,
     caller: Caller,
-    Path(job_id): Path<i64>,
+    ApiPath(job_id): ApiPath<i64>,
     ApiJson(body): ApiJson<StatusChange>,
 ) -> ApiResult<Json<Value>> {
-    if body.status != "queued" {
+    if body.status != JobStatus::Queued.as_str() {
         return Err(ApiError::unprocessable(format!(
             "status can only be set to \"queued\" (to requeue a skipped job), not {:?}",
             body.status
@@ -294,7 +309,7 @@ pub async fn update_status(
 }
 
 async fn requeue(state: &AppState, job: JobRow) -> ApiResult<Value> {
-    if job.status != "skipped" {
+    if job.status != JobStatus::Skipped {
         return Err(ApiError::bad_request(format!(
             "Only skipped jobs can be requeued; job {} is {}",
             job.job_id, job.status
@@ -310,8 +325,8 @@ async fn requeue(state: &AppState, job: JobRow) -> ApiResult<Value> {
             .store
             .set_job_status(
                 job.job_id,
-                "skipped",
-                "skipped",
+                JobStatus::Skipped,
+                JobStatus::Skipped,
                 Some(&reason),
                 &format!("Requeue refused by the current filter: {reason}"),
             )
@@ -325,7 +340,7 @@ async fn requeue(state: &AppState, job: JobRow) -> ApiResult<Value> {
             .store
             .start_analysis(
                 job.job_id,
-                "skipped",
+                JobStatus::Skipped,
                 None,
                 &runs,
                 "Requeued; passes the current filter; analysis started",
@@ -337,8 +352,8 @@ async fn requeue(state: &AppState, job: JobRow) -> ApiResult<Value> {
             .store
             .set_job_status(
                 job.job_id,
-                "skipped",
-                "transcribing",
+                JobStatus::Skipped,
+                JobStatus::Transcribing,
                 None,
                 "Requeued; passes the current filter; waiting for its transcript",
             )
@@ -362,8 +377,8 @@ pub struct RetryBody {
 pub async fn retry(
     State(state): State<AppState>,
     caller: Caller,
-    Path(job_id): Path<i64>,
-    body: axum::body::Bytes,
+    ApiPath(job_id): ApiPath<i64>,
+    ApiBytes(body): ApiBytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     // The body is optional here: no body means the default mode.
     let body: RetryBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -434,7 +449,7 @@ async fn retry_job(state: &AppState, job: JobRow, mode: Option<&str>) -> ApiResu
 
 /// Runs a job's failed algorithms again, as a child job with the parent's delivery settings.
 async fn rerun_failed(state: &AppState, job: JobRow) -> ApiResult<(StatusCode, Json<Value>)> {
-    if !["partial", "failed"].contains(&job.status.as_str()) {
+    if !matches!(job.status, JobStatus::Partial | JobStatus::Failed) {
         return Err(ApiError::bad_request(format!(
             "Job is {}; only partial or failed jobs have failed runs to retry",
             job.status
@@ -445,7 +460,7 @@ async fn rerun_failed(state: &AppState, job: JobRow) -> ApiResult<(StatusCode, J
         .runs_for_job(job.job_id)
         .await?
         .into_iter()
-        .filter(|r| r.status == "failed")
+        .filter(|r| r.status == RunStatus::Failed)
         .map(|r| r.algorithm_id)
         .collect();
     if failed.is_empty() || job.transcript_sha256.is_none() {

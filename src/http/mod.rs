@@ -35,11 +35,11 @@ use axum::response::IntoResponse;
 use axum::routing::{delete, get, patch, post, put};
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use error::ApiError;
 
 /// Largest request body accepted (a 10-hour transcript is about 5 MB).
-const MAX_BODY_BYTES: usize = 16 << 20;
+pub(crate) const MAX_BODY_BYTES: usize = 16 << 20;
 
 /// Room for multipart framing and the manifest around a published component.
 const PUBLISH_ALLOWANCE: usize = 1 << 20;
@@ -176,7 +176,9 @@ async fn metrics(State(state): State<AppState>) -> axum::response::Response {
                 state
                     .metrics
                     .jobs
-                    .get_or_create(&crate::metrics::StatusLabels { status })
+                    .get_or_create(&crate::metrics::StatusLabels {
+                        status: status.as_str().to_owned(),
+                    })
                     .set(n);
             }
         }

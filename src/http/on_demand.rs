@@ -5,28 +5,25 @@
 //! creation are one transaction (`Store::run_on_demand`).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::auth::Caller;
-use super::error::{ApiError, ApiJson, ApiResult};
+use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
 #[allow(unused_imports)]
 use super::openapi::*;
 use super::validate;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::OnDemand;
-
-/// Statuses a job must have reached before algorithms can run on it again.
-const FINISHED: &[&str] = &["completed", "partial", "failed"];
 
 /// Creates a child job that runs the requested algorithms on the job's transcript.
 #[utoipa::path(post, path = "/api/v1/jobs/{job_id}/run-algorithms", tag = "on-demand", params(("job_id" = i64, Path, description = "The job whose transcript to analyse")), request_body = RunAlgorithmsRequest, responses((status = 202, description = "On-demand analysis job created", body = RunAlgorithmsAccepted), (status = 200, description = "Algorithms already ran on this job", body = AlreadyRan), (status = 400, description = "Job is still {status}. Wait for completion. / Job has no usable transcript / Algorithms not available: [...]", body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn run_algorithms(
     State(state): State<AppState>,
     caller: Caller,
-    Path(job_id): Path<i64>,
+    ApiPath(job_id): ApiPath<i64>,
     ApiJson(body): ApiJson<serde_json::Value>,
 ) -> ApiResult<Response> {
     let body = body
@@ -38,7 +35,7 @@ pub async fn run_algorithms(
 
     let job = state.store.job(job_id).await?;
     let workspace = caller.check_job(&state, &job).await?;
-    if !FINISHED.contains(&job.status.as_str()) {
+    if !job.status.analysis_done() {
         return Err(ApiError::bad_request(format!(
             "Job is still {}. Wait for completion.",
             job.status

@@ -164,8 +164,9 @@ impl Modify for Security {
 
 /// The answers every `/api/v1` operation can give, added here once instead of
 /// on each handler: every route is behind the key middleware (401) and its
-/// rate limit (429), and every body or query string is parsed by extractors
-/// whose rejection is a 422 naming the field.
+/// rate limit (429), every body, query string and path parameter is parsed
+/// by extractors whose rejection is a 422 naming the field, and every body is
+/// read under a size limit (413 naming it).
 struct CommonResponses;
 
 impl Modify for CommonResponses {
@@ -195,7 +196,7 @@ impl Modify for CommonResponses {
                         .parameters
                         .iter()
                         .flatten()
-                        .any(|p| matches!(p, RefOr::T(p) if matches!(p.parameter_in, ParameterIn::Query)));
+                        .any(|p| matches!(p, RefOr::T(p) if matches!(p.parameter_in, ParameterIn::Query | ParameterIn::Path)));
                 let responses = &mut operation.responses.responses;
                 responses
                     .entry("401".into())
@@ -205,7 +206,13 @@ impl Modify for CommonResponses {
                     .or_insert_with(|| error("Rate limited; see Retry-After").into());
                 if takes_input {
                     responses.entry("422".into()).or_insert_with(|| {
-                        error("The body or query does not parse, or breaks a rule; detail names the field").into()
+                        error("The body, query or a path parameter does not parse, or breaks a rule; detail names it")
+                            .into()
+                    });
+                }
+                if operation.request_body.is_some() {
+                    responses.entry("413".into()).or_insert_with(|| {
+                        error("The body is larger than the endpoint accepts; detail names the limit").into()
                     });
                 }
             }

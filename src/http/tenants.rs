@@ -1,16 +1,16 @@
 //! The platform API: partners, organizations, workspaces and keys (platform keys only).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
-use super::error::{ApiError, ApiJson, ApiResult};
+use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
 #[allow(unused_imports)]
 use super::openapi::*;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::Scope;
 
 /// Body of `POST /partners`.
@@ -119,7 +119,7 @@ pub struct WorkspaceSettings {
 pub async fn update_workspace(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<WorkspaceSettings>,
 ) -> ApiResult<Json<Value>> {
     caller.require_platform()?;
@@ -169,7 +169,11 @@ pub async fn create_key(
 
 /// `DELETE /keys/{id}`.
 #[utoipa::path(delete, path = "/api/v1/keys/{key_id}", tag = "platform", params(("key_id" = i64, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn revoke_key(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
     caller.require_platform()?;
     state.store.revoke_key(id).await?;
     Ok(StatusCode::NO_CONTENT)

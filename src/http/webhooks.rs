@@ -3,17 +3,17 @@
 //! `.../webhook-credential`. Secrets are write-only: reads return hints.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
-use super::error::{ApiError, ApiJson, ApiResult};
+use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
 #[allow(unused_imports)]
 use super::openapi::*;
-use crate::app::AppState;
 use crate::secrets::hint;
+use crate::state::AppState;
 use crate::store::{CredentialRow, Entity};
 
 /// Body of `PUT .../webhook`.
@@ -69,7 +69,7 @@ fn capitalised(word: &str) -> String {
 pub async fn put_endpoint(
     State(state): State<AppState>,
     caller: Caller,
-    Path((entity_type, id)): Path<(String, i64)>,
+    ApiPath((entity_type, id)): ApiPath<(String, i64)>,
     ApiJson(body): ApiJson<EndpointBody>,
 ) -> ApiResult<Json<Value>> {
     let entity = entity(&state, &caller, &entity_type, id).await?;
@@ -114,7 +114,7 @@ fn endpoint_view(entity: Entity, e: &crate::store::EndpointRow) -> Value {
 pub async fn get_endpoint(
     State(state): State<AppState>,
     caller: Caller,
-    Path((entity_type, id)): Path<(String, i64)>,
+    ApiPath((entity_type, id)): ApiPath<(String, i64)>,
 ) -> ApiResult<Json<Value>> {
     let entity = entity(&state, &caller, &entity_type, id).await?;
     let endpoint = state
@@ -130,7 +130,7 @@ pub async fn get_endpoint(
 pub async fn delete_endpoint(
     State(state): State<AppState>,
     caller: Caller,
-    Path((entity_type, id)): Path<(String, i64)>,
+    ApiPath((entity_type, id)): ApiPath<(String, i64)>,
 ) -> ApiResult<StatusCode> {
     let entity = entity(&state, &caller, &entity_type, id).await?;
     state.store.delete_endpoint(entity).await?;
@@ -150,7 +150,7 @@ fn required<'a>(value: &'a Option<String>, field: &str, auth_type: &str) -> ApiR
 pub async fn put_credential(
     State(state): State<AppState>,
     caller: Caller,
-    Path((entity_type, id)): Path<(String, i64)>,
+    ApiPath((entity_type, id)): ApiPath<(String, i64)>,
     ApiJson(body): ApiJson<CredentialBody>,
 ) -> ApiResult<Json<Value>> {
     let auth = body.auth_type.as_str();
@@ -203,7 +203,7 @@ pub async fn put_credential(
         updated_at: String::new(),
     };
     state.store.put_credential(entity, &row).await?;
-    get_credential(State(state), caller, Path((entity_type, id))).await
+    get_credential(State(state), caller, ApiPath((entity_type, id))).await
 }
 
 /// `GET .../webhook-credential`: the type and a hint, never the secret.
@@ -211,7 +211,7 @@ pub async fn put_credential(
 pub async fn get_credential(
     State(state): State<AppState>,
     caller: Caller,
-    Path((entity_type, id)): Path<(String, i64)>,
+    ApiPath((entity_type, id)): ApiPath<(String, i64)>,
 ) -> ApiResult<Json<Value>> {
     let entity = entity(&state, &caller, &entity_type, id).await?;
     let c = state
@@ -235,7 +235,7 @@ pub async fn get_credential(
 pub async fn delete_credential(
     State(state): State<AppState>,
     caller: Caller,
-    Path((entity_type, id)): Path<(String, i64)>,
+    ApiPath((entity_type, id)): ApiPath<(String, i64)>,
 ) -> ApiResult<StatusCode> {
     let entity = entity(&state, &caller, &entity_type, id).await?;
     state.store.delete_credential(entity).await?;

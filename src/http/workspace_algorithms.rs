@@ -8,7 +8,7 @@
 //! the sha256 of the config it ran with, so a result can be traced to it.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use gensail_engine::{AlgorithmErrorKind, RunError};
 use gensail_host_api::Transcript;
@@ -16,10 +16,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
-use super::error::{ApiError, ApiJson, ApiResult};
+use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
 #[allow(unused_imports)]
 use super::openapi::*;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::config_sha256;
 
 /// Body of `POST /workspaces/{id}/algorithms`.
@@ -37,7 +37,7 @@ pub struct Assign {
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Path(workspace_id): Path<i64>,
+    ApiPath(workspace_id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
     let workspace = caller.workspace(&state, Some(workspace_id)).await?;
     let mut assigned = Vec::new();
@@ -61,7 +61,7 @@ pub async fn list(
 pub async fn assign(
     State(state): State<AppState>,
     caller: Caller,
-    Path(workspace_id): Path<i64>,
+    ApiPath(workspace_id): ApiPath<i64>,
     ApiJson(body): ApiJson<Assign>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require_platform()?;
@@ -98,7 +98,7 @@ pub async fn assign(
 pub async fn unassign(
     State(state): State<AppState>,
     caller: Caller,
-    Path((workspace_id, algorithm_id)): Path<(i64, String)>,
+    ApiPath((workspace_id, algorithm_id)): ApiPath<(i64, String)>,
 ) -> ApiResult<StatusCode> {
     caller.require_platform()?;
     state.store.unassign_algorithm(workspace_id, &algorithm_id).await?;

@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use gensail_engine::{LoadedAlgorithm, RunReport};
 use serde::Serialize;
+
+use crate::jobs::RunStatus;
 use serde_json::Value;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::StoreError;
 
 /// Most differing paths listed per job; the count is always complete.
@@ -21,7 +23,7 @@ pub struct RunSummary {
     /// The version that ran.
     pub version: String,
     /// `completed` or `failed`.
-    pub status: &'static str,
+    pub status: RunStatus,
     /// Why it failed (`kind: message`).
     pub error: Option<String>,
     /// Instructions consumed.
@@ -110,7 +112,7 @@ pub async fn compare(
     }
     let regressions = jobs
         .iter()
-        .filter(|j| j.active.status == "completed" && j.candidate.status != "completed")
+        .filter(|j| j.active.status == RunStatus::Completed && j.candidate.status != RunStatus::Completed)
         .map(|j| j.job_id)
         .collect();
     let identical = jobs.iter().filter(|j| j.output_identical).count();
@@ -154,7 +156,11 @@ fn compare_runs(job_id: i64, active: &RunReport, candidate: &RunReport) -> JobCo
 fn summary(report: &RunReport) -> RunSummary {
     RunSummary {
         version: report.version.to_string(),
-        status: if report.error.is_none() { "completed" } else { "failed" },
+        status: if report.error.is_none() {
+            RunStatus::Completed
+        } else {
+            RunStatus::Failed
+        },
         error: report.error.as_ref().map(|e| format!("{}: {e}", e.kind())),
         fuel_consumed: report.fuel_consumed,
         wall_time_ms: report.wall_time_ms,

@@ -26,7 +26,7 @@ use gensail_engine::{Engine, LimitOverrides, LoadError, LoadedAlgorithm};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::{AlgorithmRow, NewVersion, PublishRecord, Published, Store, StoreError, VersionRow};
 use golden::GoldenReport;
 

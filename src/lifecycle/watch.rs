@@ -15,7 +15,7 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// How long the directory must be quiet before changed files are read: a
 /// file being copied in fires several events, and is only read once whole.

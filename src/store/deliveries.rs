@@ -5,7 +5,8 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Entity, Store, StoreResult};
+use super::{Entity, Store, StoreError, StoreResult};
+use crate::jobs::{DeliveryStatus, JobStatus, transitions};
 
 /// A delivery the worker holds.
 #[derive(Debug, Clone)]
@@ -57,8 +58,8 @@ pub struct DeliveryView {
     pub delivery_id: String,
     /// The run delivered.
     pub algorithm_run_id: i64,
-    /// `pending`, `delivered`, `failed` or `disabled`.
-    pub status: String,
+    /// Where the delivery is.
+    pub status: DeliveryStatus,
     /// Attempts so far.
     pub attempts: i64,
     /// When the next attempt is due (pending only).
@@ -96,7 +97,7 @@ impl Store {
         let delivery_id = format!("dlv_{}", hex::encode(rand::random::<[u8; 16]>()));
         sqlx::query(
             "INSERT INTO deliveries (delivery_id, job_id, algorithm_run_id, entity_type, entity_id, status, next_attempt_at, created_at)
-             SELECT $1, j.id, r.id, j.webhook_entity_type, j.webhook_entity_id, 'pending', $2, $2
+             SELECT $1, j.id, r.id, j.webhook_entity_type, j.webhook_entity_id, $4, $2, $2
              FROM algorithm_runs r JOIN jobs j ON j.id = r.job_id
              WHERE r.id = $3 AND j.webhook_entity_type IS NOT NULL AND j.analytics_only = 0
              ON CONFLICT (algorithm_run_id, entity_type, entity_id) DO NOTHING",
@@ -104,6 +105,7 @@ impl Store {
         .bind(delivery_id)
         .bind(now)
         .bind(run_id)
+        .bind(DeliveryStatus::Pending)
         .execute(tx)
         .await?;
         Ok(())
@@ -119,7 +121,7 @@ impl Store {
         let now = self.now();
         let rows = sqlx::query(&format!(
             "UPDATE deliveries SET lease_owner = $1, lease_expires_at = $2
-             WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $3
+             WHERE id IN (SELECT id FROM deliveries WHERE status = $5 AND next_attempt_at <= $3
                                  AND (lease_expires_at IS NULL OR lease_expires_at < $3) ORDER BY next_attempt_at LIMIT $4{})
              RETURNING id, delivery_id, job_id, algorithm_run_id, entity_type, entity_id, attempts",
             self.skip_locked()
@@ -128,6 +130,7 @@ impl Store {
         .bind(lease_until)
         .bind(&now)
         .bind(limit)
+        .bind(DeliveryStatus::Pending)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -163,22 +166,23 @@ impl Store {
         // other's commit and leave the job publishing for good.
         self.lock_job(&mut tx, work.job_id).await?;
         let (status, next) = match outcome {
-            AttemptOutcome::Delivered => ("delivered", None),
-            AttemptOutcome::Retry(at) => ("pending", Some(at.as_str())),
-            AttemptOutcome::Failed => ("failed", None),
-            AttemptOutcome::Disabled => ("disabled", None),
+            AttemptOutcome::Delivered => (DeliveryStatus::Delivered, None),
+            AttemptOutcome::Retry(at) => (DeliveryStatus::Pending, Some(at.as_str())),
+            AttemptOutcome::Failed => (DeliveryStatus::Failed, None),
+            AttemptOutcome::Disabled => (DeliveryStatus::Disabled, None),
         };
+        // A claimed delivery is pending (a redeliver meanwhile keeps it so).
+        transitions::check_delivery(DeliveryStatus::Pending, status)?;
         sqlx::query(
             "UPDATE deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = COALESCE($2, next_attempt_at),
-                 last_status_code = $3, last_error = $4, lease_owner = NULL, lease_expires_at = NULL,
-                 finished_at = CASE WHEN $1 = 'pending' THEN NULL ELSE $5 END
+                 last_status_code = $3, last_error = $4, lease_owner = NULL, lease_expires_at = NULL, finished_at = $5
              WHERE id = $6",
         )
         .bind(status)
         .bind(next)
         .bind(status_code.map(i64::from))
         .bind(error)
-        .bind(&now)
+        .bind((status != DeliveryStatus::Pending).then_some(&now))
         .bind(work.id)
         .execute(&mut *tx)
         .await?;
@@ -200,14 +204,16 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query(
-            "UPDATE jobs SET status = analysis_outcome, completed_at = $1, updated_at = $1
-             WHERE id = $2 AND status = 'publishing' AND NOT EXISTS (SELECT 1 FROM deliveries WHERE job_id = $2 AND status = 'pending')",
-        )
-        .bind(&now)
-        .bind(work.job_id)
-        .execute(&mut *tx)
-        .await?;
+        let job = Self::job_in(&mut tx, work.job_id).await?;
+        if job.status == JobStatus::Publishing && !Self::has_pending_deliveries(&mut tx, work.job_id).await? {
+            let outcome: Option<JobStatus> = sqlx::query_scalar("SELECT analysis_outcome FROM jobs WHERE id = $1")
+                .bind(work.job_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let outcome =
+                outcome.ok_or_else(|| StoreError::Corrupt(format!("job {} publishes no outcome", work.job_id)))?;
+            Self::move_job(&mut tx, work.job_id, JobStatus::Publishing, outcome, &now).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -217,21 +223,29 @@ impl Store {
     pub async fn redeliver(&self, job_id: i64) -> StoreResult<u64> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
+        // Taken first, as when a delivery settles: the job's status is decided below.
+        self.lock_job(&mut tx, job_id).await?;
+        // Every status may go back to pending (a redeliver); the table says so.
+        for from in DeliveryStatus::ALL {
+            transitions::check_delivery(*from, DeliveryStatus::Pending)?;
+        }
         let queued = sqlx::query(
-            "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, lease_owner = NULL, lease_expires_at = NULL, finished_at = NULL
-             WHERE job_id = $2",
+            "UPDATE deliveries SET status = $1, next_attempt_at = $2, lease_owner = NULL, lease_expires_at = NULL, finished_at = NULL
+             WHERE job_id = $3",
         )
+        .bind(DeliveryStatus::Pending)
         .bind(&now)
         .bind(job_id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if queued > 0 {
-            sqlx::query("UPDATE jobs SET status = 'publishing', completed_at = NULL, updated_at = $1 WHERE id = $2 AND analysis_outcome IS NOT NULL")
-                .bind(&now)
-                .bind(job_id)
-                .execute(&mut *tx)
-                .await?;
+            // A job whose analysis is over publishes again; one still
+            // analyzing (or already publishing) publishes when it settles.
+            let job = Self::job_in(&mut tx, job_id).await?;
+            if job.status.analysis_done() {
+                Self::move_job(&mut tx, job_id, job.status, JobStatus::Publishing, &now).await?;
+            }
             Self::add_event_in(
                 &mut tx,
                 job_id,
@@ -243,6 +257,18 @@ impl Store {
         }
         tx.commit().await?;
         Ok(queued)
+    }
+
+    /// Whether any of a job's deliveries is still pending (inside `tx`).
+    pub(super) async fn has_pending_deliveries(tx: &mut super::Conn, job_id: i64) -> StoreResult<bool> {
+        Ok(
+            sqlx::query("SELECT 1 FROM deliveries WHERE job_id = $1 AND status = $2 LIMIT 1")
+                .bind(job_id)
+                .bind(DeliveryStatus::Pending)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some(),
+        )
     }
 
     /// A job's deliveries with their attempts.
@@ -259,11 +285,11 @@ impl Store {
             .bind(r.get::<i64, _>("id"))
             .fetch_all(&self.pool)
             .await?;
-            let status: String = r.get("status");
+            let status: DeliveryStatus = r.try_get("status")?;
             out.push(DeliveryView {
                 delivery_id: r.get("delivery_id"),
                 algorithm_run_id: r.get("algorithm_run_id"),
-                next_attempt_at: (status == "pending").then(|| r.get("next_attempt_at")),
+                next_attempt_at: (status == DeliveryStatus::Pending).then(|| r.get("next_attempt_at")),
                 status,
                 attempts: r.get("attempts"),
                 last_status_code: r.get("last_status_code"),

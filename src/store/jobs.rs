@@ -6,6 +6,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{ExistingRun, Scope, Store, StoreError, StoreResult, from_json};
+use crate::jobs::{JobStatus, RunStatus, transitions};
 
 /// A job as stored.
 #[derive(Debug, Clone, Serialize)]
@@ -19,7 +20,7 @@ pub struct JobRow {
     /// `ingest`, `on_demand` or `retry`.
     pub kind: String,
     /// Lifecycle status.
-    pub status: String,
+    pub status: JobStatus,
     /// The algorithms this job runs.
     pub requested_algorithm_ids: Vec<String>,
     /// Whether webhook delivery is skipped.
@@ -54,7 +55,7 @@ fn job(r: &super::Row) -> StoreResult<JobRow> {
         workspace_id: r.get("workspace_id"),
         parent_job_id: r.get("parent_job_id"),
         kind: r.get("kind"),
-        status: r.get("status"),
+        status: r.try_get("status")?,
         requested_algorithm_ids: from_json(r.get::<&str, _>("requested_algorithm_ids"))?,
         analytics_only: r.get::<i64, _>("analytics_only") != 0,
         transcript_sha256: r.get("transcript_sha256"),
@@ -91,8 +92,8 @@ pub struct NewJob {
     pub parent_job_id: Option<i64>,
     /// `ingest`, `on_demand` or `retry`.
     pub kind: &'static str,
-    /// Initial status.
-    pub status: &'static str,
+    /// Initial status (one of [`transitions::JOB_STARTS`]).
+    pub status: JobStatus,
     /// The algorithms the job is for.
     pub algorithm_ids: Vec<String>,
     /// Pending runs to create with the job (none while it waits for a
@@ -131,7 +132,7 @@ pub struct NewRun {
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
     /// Statuses to include (any, when empty).
-    pub statuses: Vec<String>,
+    pub statuses: Vec<JobStatus>,
     /// Created at or after.
     pub since: Option<String>,
     /// Children of this job only.
@@ -188,7 +189,8 @@ impl Store {
             TranscriptSource::New(t) => Some(Self::put_transcript(&mut *tx, t, now).await?),
             TranscriptSource::Existing(sha) => Some(sha.clone()),
         };
-        let final_now = matches!(new.status, "completed" | "skipped" | "failed").then_some(now);
+        transitions::check_job_start(new.status)?;
+        let final_now = new.status.is_final().then_some(now);
         let job_id: i64 = sqlx::query_scalar(
             "INSERT INTO jobs (workspace_id, parent_job_id, kind, status, requested_algorithm_ids, analytics_only, transcript_sha256,
                  source_call_id, source_company_id, recording_url, contacted_at, duration_seconds, error, created_at, updated_at, completed_at,
@@ -340,7 +342,7 @@ fn child_job(
         workspace_id: parent.workspace_id,
         parent_job_id: Some(parent.job_id),
         kind,
-        status: "analyzing",
+        status: JobStatus::Analyzing,
         algorithm_ids: runs.iter().map(|r| r.algorithm_id.clone()).collect(),
         runs,
         analytics_only,
@@ -360,10 +362,11 @@ impl Store {
         for run in runs {
             let config = run.config.to_string();
             sqlx::query(
-                "INSERT INTO algorithm_runs (job_id, algorithm_id, status, config, config_sha256, created_at) VALUES ($1, $2, 'pending', $3, $4, $5)",
+                "INSERT INTO algorithm_runs (job_id, algorithm_id, status, config, config_sha256, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(job_id)
             .bind(&run.algorithm_id)
+            .bind(RunStatus::Pending)
             .bind(&config)
             .bind(super::config_sha256(&run.config))
             .bind(now)
@@ -373,40 +376,62 @@ impl Store {
         Ok(())
     }
 
+    /// Moves a job `from` → `to` inside `tx`: the one place a job's status
+    /// changes after it is created. A move the table does not list is refused
+    /// and nothing is written; the write happens only while the job is still
+    /// `from`, so of two racing requests one moves it and the other gets
+    /// `false`. `completed_at` is stamped when `to` is final, cleared otherwise.
+    pub(super) async fn move_job(
+        tx: &mut super::Conn,
+        job_id: i64,
+        from: JobStatus,
+        to: JobStatus,
+        now: &str,
+    ) -> StoreResult<bool> {
+        transitions::check_job(from, to)?;
+        let changed = sqlx::query(
+            "UPDATE jobs SET status = $1, updated_at = $2, completed_at = $3 WHERE id = $4 AND status = $5",
+        )
+        .bind(to)
+        .bind(now)
+        .bind(to.is_final().then_some(now))
+        .bind(job_id)
+        .bind(from)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        Ok(changed == 1)
+    }
+
     /// Moves a job waiting for a transcript (or a requeued skipped job) on to
     /// analysis: attaches the transcript if one is given, creates its pending
-    /// runs, sets the status. Only from `from_status`, so two racing requests
+    /// runs, sets the status. Only from `from`, so two racing requests
     /// cannot both succeed.
     pub async fn start_analysis(
         &self,
         job_id: i64,
-        from_status: &str,
+        from: JobStatus,
         transcript: Option<&Transcript>,
         runs: &[NewRun],
         event: &str,
     ) -> StoreResult<bool> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
+        if !Self::move_job(&mut tx, job_id, from, JobStatus::Analyzing, &now).await? {
+            return Ok(false);
+        }
         let sha = match transcript {
             Some(t) => Some(Self::put_transcript(&mut tx, t, &now).await?),
             None => None,
         };
-        let changed = sqlx::query(
-            "UPDATE jobs SET status = 'analyzing', transcript_sha256 = COALESCE($1, transcript_sha256), error = NULL, updated_at = $2, completed_at = NULL
-             WHERE id = $3 AND status = $4",
-        )
-        .bind(sha)
-        .bind(&now)
-        .bind(job_id)
-        .bind(from_status)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if changed == 0 {
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM algorithm_runs WHERE job_id = $1 AND status = 'pending'")
+        sqlx::query("UPDATE jobs SET transcript_sha256 = COALESCE($1, transcript_sha256), error = NULL WHERE id = $2")
+            .bind(sha)
             .bind(job_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM algorithm_runs WHERE job_id = $1 AND status = $2")
+            .bind(job_id)
+            .bind(RunStatus::Pending)
             .execute(&mut *tx)
             .await?;
         Self::insert_runs(&mut tx, job_id, runs, &now).await?;
@@ -415,57 +440,51 @@ impl Store {
         Ok(true)
     }
 
-    /// Sets a job's status outside the worker (skipping, requeueing to transcription).
+    /// Moves a job outside the worker (requeueing a skipped job to
+    /// transcription, or keeping it skipped with a new reason), with its log line.
     pub async fn set_job_status(
         &self,
         job_id: i64,
-        from_status: &str,
-        to_status: &str,
+        from: JobStatus,
+        to: JobStatus,
         error: Option<&str>,
         event: &str,
     ) -> StoreResult<bool> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
-        let completed = (to_status == "skipped").then_some(&now);
-        let changed = sqlx::query(
-            "UPDATE jobs SET status = $1, error = $2, updated_at = $3, completed_at = $4 WHERE id = $5 AND status = $6",
-        )
-        .bind(to_status)
-        .bind(error)
-        .bind(&now)
-        .bind(completed)
-        .bind(job_id)
-        .bind(from_status)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if changed == 1 {
-            Self::add_event_in(
-                &mut tx,
-                job_id,
-                if to_status == "skipped" { "warn" } else { "info" },
-                event,
-                &now,
-            )
-            .await?;
+        if !Self::move_job(&mut tx, job_id, from, to, &now).await? {
+            return Ok(false);
         }
+        sqlx::query("UPDATE jobs SET error = $1 WHERE id = $2")
+            .bind(error)
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await?;
+        let level = if to == JobStatus::Skipped { "warn" } else { "info" };
+        Self::add_event_in(&mut tx, job_id, level, event, &now).await?;
         tx.commit().await?;
-        Ok(changed == 1)
+        Ok(true)
     }
 
     /// How many jobs are in each status.
-    pub async fn job_counts(&self) -> StoreResult<Vec<(String, i64)>> {
+    pub async fn job_counts(&self) -> StoreResult<Vec<(JobStatus, i64)>> {
         let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(|r| (r.get("status"), r.get("n"))).collect())
+        rows.iter().map(|r| Ok((r.try_get("status")?, r.get("n")))).collect()
     }
 
     /// A job by ID.
     pub async fn job(&self, id: i64) -> StoreResult<JobRow> {
+        let mut conn = self.pool.acquire().await?;
+        Self::job_in(&mut conn, id).await
+    }
+
+    /// A job by ID, read inside a transaction.
+    pub(super) async fn job_in(conn: &mut super::Conn, id: i64) -> StoreResult<JobRow> {
         let row = sqlx::query("SELECT * FROM jobs WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *conn)
             .await?
             .ok_or(StoreError::NotFound("job"))?;
         job(&row)

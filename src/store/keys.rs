@@ -70,6 +70,33 @@ pub fn token_sha256(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Checks a token chosen outside the service (`GENSAIL_PLATFORM_TOKEN`): a
+/// client can only send visible ASCII in an `Authorization` header, and a
+/// short token can be guessed.
+pub fn check_chosen_token(token: &str) -> Result<(), String> {
+    const MIN: usize = 24;
+    const MAX: usize = 256;
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("must be visible ASCII characters only (no spaces, no other scripts): \
+                    an Authorization header cannot carry anything else"
+            .into());
+    }
+    if !(MIN..=MAX).contains(&token.len()) {
+        return Err(format!(
+            "must be {MIN} to {MAX} characters long; it is {}. `openssl rand -hex 32` makes a good one",
+            token.len()
+        ));
+    }
+    Ok(())
+}
+
+/// The part of a token shown to tell keys apart: its last four characters
+/// (characters, not bytes, so any text is safe to cut).
+fn token_hint(token: &str) -> String {
+    let start = token.char_indices().rev().nth(3).map_or(0, |(i, _)| i);
+    format!("...{}", &token[start..])
+}
+
 /// A new random token: `gs_` and 64 hex digits.
 pub fn new_token() -> String {
     let bytes: [u8; 32] = rand::random();
@@ -87,7 +114,7 @@ impl Store {
     /// Stores a key for a token chosen elsewhere (the operator's `GENSAIL_PLATFORM_TOKEN`).
     pub async fn insert_key(&self, scope: Scope, token: &str) -> StoreResult<ApiKey> {
         let now = self.now();
-        let hint = format!("...{}", &token[token.len().saturating_sub(4)..]);
+        let hint = token_hint(token);
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO api_keys (token_sha256, token_hint, scope_type, scope_id, created_at) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (token_sha256) DO NOTHING RETURNING id",
@@ -151,5 +178,29 @@ impl Store {
         } else {
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_chosen_token, token_hint};
+
+    #[test]
+    fn a_hint_cuts_characters_not_bytes() {
+        assert_eq!(token_hint("gs_0123456789abcdef"), "...cdef");
+        assert_eq!(token_hint("ключ-доступа-платформы"), "...ормы");
+        assert_eq!(token_hint("ab"), "...ab");
+        assert_eq!(token_hint(""), "...");
+    }
+
+    #[test]
+    fn a_chosen_token_is_visible_ascii_and_long_enough() {
+        assert!(check_chosen_token("gs_test_platform_token_0123456789abcdef").is_ok());
+        let not_ascii = check_chosen_token("ключ-доступа-платформы-0123456789").unwrap_err();
+        assert!(not_ascii.contains("visible ASCII"), "{not_ascii}");
+        assert!(check_chosen_token("has a space in it 0123456789").is_err());
+        let short = check_chosen_token("short").unwrap_err();
+        assert!(short.contains("24 to 256 characters"), "{short}");
+        assert!(check_chosen_token(&"x".repeat(257)).is_err());
     }
 }

@@ -45,7 +45,7 @@ pub use algorithms::AlgorithmRow;
 pub use deliveries::{AttemptOutcome, DeliveryView, DeliveryWork};
 pub use events::JobEvent;
 pub use jobs::{JobFilter, JobRow, NewJob, NewRun, OnDemand, TranscriptSource};
-pub use keys::{ApiKey, Scope};
+pub use keys::{ApiKey, Scope, check_chosen_token};
 pub use runs::{ClaimedJob, ExistingRun, RunRow};
 pub use tenants::{Organization, Partner, Workspace};
 pub use transcripts::TranscriptSummary;
@@ -83,6 +83,9 @@ pub enum StoreError {
     /// Stored data could not be read back.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A status change the job rules do not allow (a bug; nothing was written).
+    #[error(transparent)]
+    Illegal(#[from] crate::jobs::IllegalTransition),
 }
 
 /// Result of store operations.
@@ -259,6 +262,15 @@ pub fn config_sha256(config: &serde_json::Value) -> String {
 /// the same on both databases and has one type whether NULL or not.
 fn nullable_float(value: Option<f64>) -> Option<String> {
     value.map(|v| v.to_string())
+}
+
+/// `$first, $first+1, …`: `n` numbered parameters, to bind a list (of
+/// statuses, say) into `IN (…)`.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Reads a JSON column.

@@ -4,7 +4,8 @@ use gensail_engine::RunReport;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{JobRow, Store, StoreError, StoreResult, from_json};
+use super::{Backend, JobRow, Store, StoreError, StoreResult, from_json, placeholders};
+use crate::jobs::{JobStatus, RunStatus, transitions};
 
 /// A run as the API shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -15,8 +16,8 @@ pub struct RunRow {
     pub job_id: i64,
     /// The algorithm.
     pub algorithm_id: String,
-    /// `pending`, `running`, `completed` or `failed`.
-    pub status: String,
+    /// Where the run is.
+    pub status: RunStatus,
     /// The exact version that ran.
     pub algorithm_version: Option<String>,
     /// sha256 of the component that ran.
@@ -53,7 +54,7 @@ fn run(r: &super::Row) -> StoreResult<RunRow> {
         algorithm_run_id: r.get("id"),
         job_id: r.get("job_id"),
         algorithm_id: r.get("algorithm_id"),
-        status: r.get("status"),
+        status: r.try_get("status")?,
         algorithm_version: r.get("algorithm_version"),
         component_sha256: r.get("component_sha256"),
         config: from_json(r.get::<&str, _>("config"))?,
@@ -79,7 +80,7 @@ pub struct ExistingRun {
     /// Its algorithm.
     pub algorithm_id: String,
     /// `completed`, `pending` or `running`.
-    pub status: String,
+    pub status: RunStatus,
     /// The job it belongs to (the call's root job or one below it).
     pub job_id: i64,
     /// The version that ran; null while pending or running.
@@ -100,6 +101,50 @@ pub struct ClaimedJob {
     /// included when it took the job from a worker whose lease expired.
     pub lost_leases: i64,
 }
+
+/// A job a worker may take (`j`; `$3` = now, `$4` = queued, `$5` =
+/// analyzing): work left, no live lease.
+macro_rules! claimable {
+    ($j:literal) => {
+        concat!(
+            $j,
+            ".status IN ($4, $5) AND (",
+            $j,
+            ".lease_expires_at IS NULL OR ",
+            $j,
+            ".lease_expires_at < $3)"
+        )
+    };
+}
+
+/// The fair choice (see [`Store::claim_job`]): the workspace with the fewest
+/// jobs under a live lease, then the oldest waiting job, then that
+/// workspace's oldest claimable job. Each subquery is an index range on
+/// `jobs(workspace_id, status, id)`, per workspace, so the cost follows the
+/// number of workspaces, not the length of a backlog.
+const FAIR_CLAIM: &str = concat!(
+    "SELECT j.id FROM jobs j WHERE j.workspace_id = (
+         SELECT w.id FROM workspaces w
+         WHERE EXISTS (SELECT 1 FROM jobs c WHERE c.workspace_id = w.id AND ",
+    claimable!("c"),
+    ")
+         ORDER BY (SELECT COUNT(*) FROM jobs b WHERE b.workspace_id = w.id AND b.status = $5
+                   AND b.lease_expires_at >= $3),
+                  (SELECT MIN(c.id) FROM jobs c WHERE c.workspace_id = w.id AND ",
+    claimable!("c"),
+    ")
+         LIMIT 1)
+     AND ",
+    claimable!("j"),
+    " ORDER BY j.id LIMIT 1"
+);
+
+/// The oldest claimable job in the deployment.
+const OLDEST_CLAIM: &str = concat!(
+    "SELECT j.id FROM jobs j WHERE ",
+    claimable!("j"),
+    " ORDER BY j.id LIMIT 1"
+);
 
 impl Store {
     /// A job's runs, oldest first.
@@ -139,83 +184,126 @@ impl Store {
                     CASE WHEN a.status = 'active' THEN a.version END AS active_version
              FROM algorithm_runs r LEFT JOIN algorithms a ON a.id = r.algorithm_id
              WHERE r.job_id IN (SELECT id FROM call_jobs)
-               AND r.status IN ('completed', 'pending', 'running')
+               AND r.status <> $2
              ORDER BY r.id DESC",
         )
         .bind(root_job_id)
+        .bind(RunStatus::Failed)
         .fetch_all(&mut *tx)
         .await?;
-        let found: Vec<ExistingRun> = rows
+        let found = rows
             .iter()
             .map(|r| {
-                let status: String = r.get("status");
-                ExistingRun {
+                let status: RunStatus = r.try_get("status")?;
+                Ok(ExistingRun {
                     algorithm_run_id: r.get("id"),
                     algorithm_id: r.get("algorithm_id"),
-                    algorithm_version: (status == "completed").then(|| r.get("algorithm_version")).flatten(),
+                    algorithm_version: (status == RunStatus::Completed)
+                        .then(|| r.get("algorithm_version"))
+                        .flatten(),
                     status,
                     job_id: r.get("job_id"),
                     active_version: r.get("active_version"),
-                }
+                })
             })
-            .collect();
+            .collect::<StoreResult<Vec<ExistingRun>>>()?;
         Ok(algorithm_ids
             .iter()
             .filter_map(|id| found.iter().find(|r| &r.algorithm_id == id).cloned())
             .collect())
     }
 
-    /// Claims the oldest job that has work and no live lease: `queued` or
-    /// `analyzing` jobs whose lease is absent or expired (a dead worker's,
-    /// counted in `lost_leases` and said in the job's log; a worker that stops
-    /// cleanly releases its jobs instead). Its pending and running runs are
-    /// marked running; completed and failed runs are final and stay as they are.
+    /// Claims a job that has work and no live lease: `queued` or `analyzing`
+    /// jobs whose lease is absent or expired (a dead worker's, counted in
+    /// `lost_leases` and said in the job's log; a worker that stops cleanly
+    /// releases its jobs instead). Its pending and running runs are marked
+    /// running; completed and failed runs are final and stay as they are.
+    ///
+    /// Claims are fair across workspaces, deployment-wide: the job comes from
+    /// the workspace with the fewest jobs under a live lease (on any worker),
+    /// and among equals from the one whose oldest waiting job is oldest; within
+    /// a workspace, jobs go oldest first. So one workspace's backfill of
+    /// thousands of calls takes at most its share of the run slots while
+    /// another workspace has work waiting.
     pub async fn claim_job(&self, worker: &str, lease_until: &str) -> StoreResult<Option<ClaimedJob>> {
         let now = self.now();
-        // PostgreSQL: concurrent workers skip a job another is claiming instead
-        // of both taking it; SQLite has one writer at a time and needs no lock.
-        let claimed = sqlx::query(&format!(
-            "UPDATE jobs SET lease_owner = $1, lease_expires_at = $2, updated_at = $3,
-                 lost_leases = lost_leases + CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END,
-                 previous_lease_owner = lease_owner,
-                 status = CASE WHEN status = 'queued' THEN 'analyzing' ELSE status END
-             WHERE id = (SELECT id FROM jobs WHERE status IN ('queued', 'analyzing') AND (lease_expires_at IS NULL OR lease_expires_at < $3)
-                         ORDER BY id LIMIT 1{})
-             RETURNING id, lost_leases, previous_lease_owner",
-            self.skip_locked()
-        ))
-        .bind(worker)
-        .bind(lease_until)
-        .bind(&now)
-        .fetch_optional(&self.pool)
-        .await?;
+        // One transaction: the lease, the job's move to analyzing, its log
+        // line and its runs' move to running are taken together or not at all.
+        let mut tx = self.pool.begin().await?;
+        let mut claimed = self.claim_next(&mut tx, worker, lease_until, &now, FAIR_CLAIM).await?;
+        // PostgreSQL: another worker may hold the lock on the fair choice (the
+        // only waiting job of its workspace) for the moment of its own claim;
+        // rather than idle, this worker takes the oldest job not locked.
+        if claimed.is_none() && self.backend == Backend::Postgres {
+            claimed = self
+                .claim_next(&mut tx, worker, lease_until, &now, OLDEST_CLAIM)
+                .await?;
+        }
         let Some(row) = claimed else { return Ok(None) };
+        let job_id: i64 = row.get("id");
         let lost_leases: i64 = row.get("lost_leases");
         let previous_owner: Option<String> = row.get("previous_lease_owner");
-        let job = self.job(row.get("id")).await?;
+        if row.try_get::<JobStatus, _>("status")? == JobStatus::Queued {
+            Self::move_job(&mut tx, job_id, JobStatus::Queued, JobStatus::Analyzing, &now).await?;
+        }
         if let Some(previous) = previous_owner {
             let message = format!(
                 "taken back by {worker} from {previous}, whose lease expired before it finished (lost lease {lost_leases}); \
                  completed and failed runs are kept, the rest run again"
             );
-            self.add_event(job.job_id, "warn", &message).await?;
+            Self::add_event_in(&mut tx, job_id, "warn", &message, &now).await?;
         }
         // Every run not yet final starts now (one write for all of them): a
         // run that completed or failed keeps its result, error and delivery.
-        let runs = sqlx::query(
-            "UPDATE algorithm_runs SET status = 'running', started_at = $1, attempts = attempts + 1
-             WHERE job_id = $2 AND status IN ('pending', 'running') RETURNING id, algorithm_id, config",
-        )
-        .bind(&now)
-        .bind(job.job_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| (r.get("id"), r.get("algorithm_id"), r.get("config")))
-        .collect::<Vec<(i64, String, String)>>();
-        let mut runs = runs;
+        let sources = transitions::run_sources(RunStatus::Running);
+        let sql = format!(
+            "UPDATE algorithm_runs SET status = $1, started_at = $2, attempts = attempts + 1
+             WHERE job_id = $3 AND status IN ({}) RETURNING id, algorithm_id, config",
+            placeholders(4, sources.len())
+        );
+        let mut query = sqlx::query(&sql).bind(RunStatus::Running).bind(&now).bind(job_id);
+        for from in sources {
+            query = query.bind(from);
+        }
+        let mut runs: Vec<(i64, String, String)> = query
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| (r.get("id"), r.get("algorithm_id"), r.get("config")))
+            .collect();
         runs.sort_by_key(|r| r.0);
+        let job = Self::job_in(&mut tx, job_id).await?;
+        tx.commit().await?;
         Ok(Some(ClaimedJob { job, runs, lost_leases }))
+    }
+
+    /// One claim attempt: leases the job `choice` picks (SQL selecting one
+    /// job ID, over the parameters `claimable!` names) to `worker`.
+    async fn claim_next(
+        &self,
+        tx: &mut super::Conn,
+        worker: &str,
+        lease_until: &str,
+        now: &str,
+        choice: &str,
+    ) -> StoreResult<Option<super::Row>> {
+        // PostgreSQL: concurrent workers skip a job another is claiming instead
+        // of both taking it; SQLite has one writer at a time and needs no lock.
+        Ok(sqlx::query(&format!(
+            "UPDATE jobs SET lease_owner = $1, lease_expires_at = $2, updated_at = $3,
+                 lost_leases = lost_leases + CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END,
+                 previous_lease_owner = lease_owner
+             WHERE id = ({choice}{})
+             RETURNING id, status, lost_leases, previous_lease_owner",
+            self.skip_locked()
+        ))
+        .bind(worker)
+        .bind(lease_until)
+        .bind(now)
+        .bind(JobStatus::Queued)
+        .bind(JobStatus::Analyzing)
+        .fetch_optional(&mut *tx)
+        .await?)
     }
 
     /// Gives a job back without losing the lease (a worker stopping cleanly):
@@ -251,27 +339,36 @@ impl Store {
             .as_ref()
             .map(|e| serde_json::to_string(e).expect("errors serialize"));
         let now = self.now();
-        let mut tx = self.pool.begin().await?;
-        let changed = sqlx::query(
+        let to = if report.error.is_none() {
+            RunStatus::Completed
+        } else {
+            RunStatus::Failed
+        };
+        let sources = transitions::run_sources(to);
+        let sql = format!(
             "UPDATE algorithm_runs SET status = $1, algorithm_version = $2, component_sha256 = $3, result = $4, error = $5,
                  fuel_consumed = $6, duration_ms = $7, peak_memory_bytes = $8, logs = $9, logs_truncated = $10, finished_at = $11
-             WHERE id = $12 AND status IN ('pending', 'running')",
-        )
-        .bind(report.status)
-        .bind(report.version.to_string())
-        .bind(&report.component_sha256)
-        .bind(report.output.as_ref().map(|o| o.to_string()))
-        .bind(error)
-        .bind(report.fuel_consumed as i64)
-        .bind(report.wall_time_ms)
-        .bind(report.peak_memory_bytes as i64)
-        .bind(&report.logs)
-        .bind(report.logs_truncated as i64)
-        .bind(&now)
-        .bind(run_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+             WHERE id = $12 AND status IN ({})",
+            placeholders(13, sources.len())
+        );
+        let mut tx = self.pool.begin().await?;
+        let mut query = sqlx::query(&sql)
+            .bind(to)
+            .bind(report.version.to_string())
+            .bind(&report.component_sha256)
+            .bind(report.output.as_ref().map(|o| o.to_string()))
+            .bind(error)
+            .bind(report.fuel_consumed as i64)
+            .bind(report.wall_time_ms)
+            .bind(report.peak_memory_bytes as i64)
+            .bind(&report.logs)
+            .bind(report.logs_truncated as i64)
+            .bind(&now)
+            .bind(run_id);
+        for from in sources {
+            query = query.bind(from);
+        }
+        let changed = query.execute(&mut *tx).await?.rows_affected();
         Self::commit_settled_run(tx, run_id, changed == 1, &now).await
     }
 
@@ -279,14 +376,21 @@ impl Store {
     /// loaded); a failed run is delivered like any other.
     pub async fn fail_run(&self, run_id: i64, error: serde_json::Value) -> StoreResult<()> {
         let now = self.now();
+        let sources = transitions::run_sources(RunStatus::Failed);
+        let sql = format!(
+            "UPDATE algorithm_runs SET status = $1, error = $2, finished_at = $3 WHERE id = $4 AND status IN ({})",
+            placeholders(5, sources.len())
+        );
         let mut tx = self.pool.begin().await?;
-        let changed = sqlx::query("UPDATE algorithm_runs SET status = 'failed', error = $1, finished_at = $2 WHERE id = $3 AND status IN ('pending', 'running')")
+        let mut query = sqlx::query(&sql)
+            .bind(RunStatus::Failed)
             .bind(error.to_string())
             .bind(&now)
-            .bind(run_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            .bind(run_id);
+        for from in sources {
+            query = query.bind(from);
+        }
+        let changed = query.execute(&mut *tx).await?.rows_affected();
         Self::commit_settled_run(tx, run_id, changed == 1, &now)
             .await
             .map(|_| ())
@@ -311,49 +415,51 @@ impl Store {
     /// completed (or there were none), `failed` when none did, else `partial`.
     /// Releases the lease. Returns the final status, or `None` when runs are
     /// left or the lease passed to another worker.
-    pub async fn finish_job(&self, job_id: i64, worker: &str) -> StoreResult<Option<String>> {
+    pub async fn finish_job(&self, job_id: i64, worker: &str) -> StoreResult<Option<JobStatus>> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
         // One statement that writes first: SQLite takes the write lock here and
         // waits for it, instead of failing to upgrade a read snapshot.
-        let settled = sqlx::query(
-            "UPDATE jobs SET
-                 analysis_outcome = (SELECT CASE WHEN COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) = 0 THEN 'completed'
-                                       WHEN SUM(CASE WHEN status = 'completed' THEN 1 ELSE 0 END) = 0 THEN 'failed' ELSE 'partial' END
-                           FROM algorithm_runs WHERE job_id = $1),
-                 lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
+        let sources = transitions::run_sources(RunStatus::Running);
+        let sql = format!(
+            "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
              WHERE id = $1 AND lease_owner = $3
-               AND NOT EXISTS (SELECT 1 FROM algorithm_runs WHERE job_id = $1 AND status IN ('pending', 'running'))
-             RETURNING analysis_outcome AS status,
+               AND NOT EXISTS (SELECT 1 FROM algorithm_runs WHERE job_id = $1 AND status IN ({}))
+             RETURNING status,
                  (SELECT COUNT(*) FROM algorithm_runs WHERE job_id = $1) AS total,
-                 (SELECT COUNT(*) FROM algorithm_runs WHERE job_id = $1 AND status = 'failed') AS failed",
-        )
-        .bind(job_id)
-        .bind(&now)
-        .bind(worker)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = settled else { return Ok(None) };
-        let (outcome, total, failed): (String, i64, i64) = (row.get("status"), row.get("total"), row.get("failed"));
+                 (SELECT COUNT(*) FROM algorithm_runs WHERE job_id = $1 AND status = $4) AS failed",
+            placeholders(5, sources.len())
+        );
+        // Runs still to do are those a claim would start: the ones that may become running.
+        let mut query = sqlx::query(&sql)
+            .bind(job_id)
+            .bind(&now)
+            .bind(worker)
+            .bind(RunStatus::Failed);
+        for from in sources {
+            query = query.bind(from);
+        }
+        let Some(row) = query.fetch_optional(&mut *tx).await? else {
+            return Ok(None);
+        };
+        let (from, total, failed): (JobStatus, i64, i64) =
+            (row.try_get("status")?, row.get("total"), row.get("failed"));
+        let outcome = JobStatus::outcome(total, failed);
         // While webhook deliveries are pending the job is `publishing`; the
         // delivery worker sets the outcome when the last one settles.
-        let status: String = sqlx::query(
-            "UPDATE jobs SET status = CASE WHEN EXISTS (SELECT 1 FROM deliveries WHERE job_id = $1 AND status = 'pending')
-                                      THEN 'publishing' ELSE analysis_outcome END,
-                 completed_at = CASE WHEN EXISTS (SELECT 1 FROM deliveries WHERE job_id = $1 AND status = 'pending') THEN NULL ELSE $2 END
-             WHERE id = $1 RETURNING status",
-        )
-        .bind(job_id)
-        .bind(&now)
-        .fetch_one(&mut *tx)
-        .await?
-        .get("status");
-        if outcome == "failed" {
-            sqlx::query("UPDATE jobs SET error = 'every algorithm run failed' WHERE id = $1")
-                .bind(job_id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let status = if Self::has_pending_deliveries(&mut tx, job_id).await? {
+            JobStatus::Publishing
+        } else {
+            outcome
+        };
+        Self::move_job(&mut tx, job_id, from, status, &now).await?;
+        let error = (outcome == JobStatus::Failed).then_some("every algorithm run failed");
+        sqlx::query("UPDATE jobs SET analysis_outcome = $1, error = COALESCE($2, error) WHERE id = $3")
+            .bind(outcome)
+            .bind(error)
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await?;
         let message = format!(
             "{outcome}: {} of {total} runs completed, {failed} failed (worker {worker})",
             total - failed

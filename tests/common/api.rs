@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::TimeZone;
-use gensail::app::{AppState, ServeConfig, Server, build_state};
+use gensail::app::{ServeConfig, Server, build_state};
 use gensail::clock::{ManualClock, SharedClock};
+use gensail::state::AppState;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -201,6 +202,17 @@ impl TestServer {
         if let Some(b) = body {
             req = req.json(&b);
         }
+        Self::send(req).await
+    }
+
+    /// A request with a raw JSON-typed body of any bytes, as a careless or hostile client sends it.
+    pub async fn raw(&self, method: reqwest::Method, token: &str, path: &str, body: Vec<u8>) -> Reply {
+        let req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body);
         Self::send(req).await
     }
 

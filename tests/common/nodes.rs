@@ -8,8 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gensail::app::{AppState, ServeConfig, Server, build_state};
+use gensail::app::{ServeConfig, Server, build_state};
 use gensail::clock::{SharedClock, SystemClock};
+use gensail::state::AppState;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
