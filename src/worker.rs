@@ -79,6 +79,7 @@ impl Worker {
         let slots = Arc::new(Semaphore::new(self.config.max_jobs.max(1)));
         let mut tasks: JoinSet<i64> = JoinSet::new();
         let mut in_flight: Vec<i64> = Vec::new();
+        let mut backoff = CLAIM_BACKOFF_START;
         while !*stop.borrow() {
             while let Ok(permit) = slots.clone().try_acquire_owned() {
                 match self.state.store.claim_job(&self.config.id, &self.lease_until()).await {
@@ -92,9 +93,20 @@ impl Worker {
                             id
                         });
                     }
-                    Ok(None) => break,
+                    Ok(None) => {
+                        backoff = CLAIM_BACKOFF_START;
+                        break;
+                    }
                     Err(e) => {
-                        tracing::error!(error = %e, "cannot claim jobs");
+                        // A database that cannot write (a full disk) fails every
+                        // claim: wait, longer each time, instead of retrying at
+                        // every wake-up.
+                        tracing::error!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot claim jobs");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = stop.changed() => {}
+                        }
+                        backoff = (backoff * 2).min(CLAIM_BACKOFF_MAX);
                         break;
                     }
                 }
@@ -126,6 +138,11 @@ impl Worker {
         }
     }
 }
+
+/// The first wait after a failed claim; it doubles up to [`CLAIM_BACKOFF_MAX`].
+const CLAIM_BACKOFF_START: Duration = Duration::from_millis(250);
+/// The longest wait between failed claims.
+const CLAIM_BACKOFF_MAX: Duration = Duration::from_secs(8);
 
 fn lease_until(state: &AppState, config: &WorkerConfig) -> String {
     let lease = chrono::Duration::from_std(config.lease).unwrap_or(chrono::Duration::seconds(30));

@@ -33,6 +33,9 @@ pub enum ApiError {
     Unprocessable(String),
     /// 429, with the headers that say when to come back.
     TooManyRequests(HeaderMap),
+    /// 503: the service cannot take this now (its storage is full); retry
+    /// after the seconds given.
+    Unavailable(String, u64),
     /// 500: logged with its cause, answered without it.
     Internal(anyhow::Error),
 }
@@ -68,6 +71,11 @@ impl IntoResponse for ApiError {
                 "Rate limit exceeded: wait for Retry-After seconds, then retry with backoff".to_owned(),
                 Some(h),
             ),
+            Self::Unavailable(d, retry_after) => {
+                let mut h = HeaderMap::new();
+                h.insert(axum::http::header::RETRY_AFTER, retry_after.into());
+                (StatusCode::SERVICE_UNAVAILABLE, d, Some(h))
+            }
             Self::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "internal error");
                 (
@@ -94,10 +102,20 @@ impl From<StoreError> for ApiError {
                 Self::NotFound(format!("{what} not found"))
             }
             StoreError::Conflict(message) => Self::Conflict(message),
+            full if full.is_storage_full() => {
+                tracing::error!(error = %full, "storage is full: writes are refused until space is freed");
+                Self::Unavailable(STORAGE_FULL.into(), STORAGE_RETRY_SECONDS)
+            }
             other => Self::Internal(other.into()),
         }
     }
 }
+
+/// What a client is told while the database cannot write for lack of space.
+pub const STORAGE_FULL: &str = "The service's storage is full, so nothing was changed; retry after Retry-After seconds (operators: free disk space; the service recovers by itself)";
+
+/// Retry-After while storage is full.
+const STORAGE_RETRY_SECONDS: u64 = 30;
 
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {

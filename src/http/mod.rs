@@ -193,15 +193,22 @@ async fn metrics(State(state): State<AppState>) -> axum::response::Response {
 
 /// Ready when the database answers and the bundled algorithms are loaded.
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    let database = state.store.ping().await;
+    let written = state.store.check_writable().await;
     let algorithms = state.engine.registry().list().len();
-    let status = if database && algorithms > 0 {
+    let status = if written.is_ok() && algorithms > 0 {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        axum::Json(json!({"database": database, "algorithms_loaded": algorithms})),
-    )
+    let mut body = json!({"database": written.is_ok(), "algorithms_loaded": algorithms});
+    match written {
+        Err(e) if e.is_storage_full() => body["detail"] = json!(error::STORAGE_FULL),
+        Err(e) => {
+            tracing::error!(error = %e, "readiness: the database does not accept a write");
+            body["detail"] = json!("The database does not accept a write; see the server log")
+        }
+        Ok(()) if algorithms == 0 => body["detail"] = json!("No algorithm is loaded yet"),
+        Ok(()) => {}
+    }
+    (status, axum::Json(body))
 }

@@ -166,7 +166,8 @@ impl Modify for Security {
 /// on each handler: every route is behind the key middleware (401) and its
 /// rate limit (429), every body, query string and path parameter is parsed
 /// by extractors whose rejection is a 422 naming the field, and every body is
-/// read under a size limit (413 naming it).
+/// read under a size limit (413 naming it); a write may find the storage
+/// full (503 with Retry-After).
 struct CommonResponses;
 
 impl Modify for CommonResponses {
@@ -183,14 +184,16 @@ impl Modify for CommonResponses {
                 .build()
         };
         for item in openapi.paths.paths.values_mut() {
+            // (operation, whether it writes): a write may find the storage full.
             let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
+                (&mut item.get, false),
+                (&mut item.put, true),
+                (&mut item.post, true),
+                (&mut item.delete, true),
+                (&mut item.patch, true),
             ];
-            for operation in operations.into_iter().flatten() {
+            for (operation, writes) in operations {
+                let Some(operation) = operation else { continue };
                 let takes_input = operation.request_body.is_some()
                     || operation
                         .parameters
@@ -213,6 +216,12 @@ impl Modify for CommonResponses {
                 if operation.request_body.is_some() {
                     responses.entry("413".into()).or_insert_with(|| {
                         error("The body is larger than the endpoint accepts; detail names the limit").into()
+                    });
+                }
+                if writes {
+                    responses.entry("503".into()).or_insert_with(|| {
+                        error("The service's storage is full; nothing was changed. Retry after Retry-After seconds")
+                            .into()
                     });
                 }
             }

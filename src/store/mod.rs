@@ -88,6 +88,23 @@ pub enum StoreError {
     Illegal(#[from] crate::jobs::IllegalTransition),
 }
 
+impl StoreError {
+    /// Whether the database could not write for lack of space: SQLite's
+    /// `SQLITE_FULL` (13), PostgreSQL's `disk_full` (SQLSTATE 53100). The
+    /// request may succeed later, when space returns; nothing was written.
+    pub fn is_storage_full(&self) -> bool {
+        let Self::Database(sqlx::Error::Database(e)) = self else {
+            return false;
+        };
+        is_storage_full_code(e.code().as_deref())
+    }
+}
+
+/// The database error codes that mean "out of space" (see [`StoreError::is_storage_full`]).
+fn is_storage_full_code(code: Option<&str>) -> bool {
+    matches!(code, Some("13" | "53100"))
+}
+
 /// Result of store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -122,6 +139,15 @@ impl Store {
             };
             let pool = AnyPoolOptions::new()
                 .max_connections(8)
+                // A write that fails for lack of space can leave SQLite inside
+                // a transaction that sqlx no longer knows about (SQLite rolls
+                // back on SQLITE_FULL, sqlx's own ROLLBACK then fails and it
+                // keeps counting the transaction, so its next one is a
+                // SAVEPOINT whose rollback leaves the transaction open, holding
+                // the write lock: every writer then waits and fails "database
+                // is locked", even after space returns). A connection given
+                // back inside a transaction is closed instead of pooled.
+                .after_release(|conn, _| Box::pin(async move { Ok(outside_transaction(conn).await) }))
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         // WAL: readers never block the writer; a busy writer is waited for, not failed.
@@ -233,9 +259,17 @@ impl Store {
         Ok(())
     }
 
-    /// Whether the database answers.
-    pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    /// Whether the database accepts a write, not only a read: a heartbeat row
+    /// is written and committed. On a full disk this fails, and says so.
+    pub async fn check_writable(&self) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO service_settings (name, value, created_at) VALUES ('readiness_heartbeat', $1, $1)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(self.now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     fn now(&self) -> String {
@@ -264,6 +298,16 @@ fn nullable_float(value: Option<f64>) -> Option<String> {
     value.map(|v| v.to_string())
 }
 
+/// Whether a SQLite connection is outside any transaction: a plain `BEGIN`
+/// (which takes no lock) succeeds only there, and is rolled back at once.
+async fn outside_transaction(conn: &mut Conn) -> bool {
+    if sqlx::Executor::execute(&mut *conn, "BEGIN").await.is_err() {
+        tracing::warn!("a database connection was left inside a transaction (after a failed write); closing it");
+        return false;
+    }
+    sqlx::Executor::execute(&mut *conn, "ROLLBACK").await.is_ok()
+}
+
 /// `$first, $first+1, …`: `n` numbered parameters, to bind a list (of
 /// statuses, say) into `IN (…)`.
 fn placeholders(first: usize, n: usize) -> String {
@@ -276,4 +320,18 @@ fn placeholders(first: usize, n: usize) -> String {
 /// Reads a JSON column.
 fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn out_of_space_is_recognised_on_both_databases() {
+        // SQLite's SQLITE_FULL and PostgreSQL's disk_full (SQLSTATE 53100).
+        assert!(super::is_storage_full_code(Some("13")));
+        assert!(super::is_storage_full_code(Some("53100")));
+        // Locked (5), a unique violation (23505), no code: not a full disk.
+        for other in [Some("5"), Some("23505"), None] {
+            assert!(!super::is_storage_full_code(other), "{other:?}");
+        }
+    }
 }
