@@ -102,6 +102,10 @@ impl From<StoreError> for ApiError {
                 Self::NotFound(format!("{what} not found"))
             }
             StoreError::Conflict(message) => Self::Conflict(message),
+            text if text.is_unstorable_text() => Self::Unprocessable(
+                "Text in the request contains a character that cannot be stored (the NUL character, \\u0000): remove it"
+                    .into(),
+            ),
             full if full.is_storage_full() => {
                 tracing::error!(error = %full, "storage is full: writes are refused until space is freed");
                 Self::Unavailable(STORAGE_FULL.into(), STORAGE_RETRY_SECONDS)

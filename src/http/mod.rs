@@ -2,7 +2,9 @@
 //! assembled here. Every `/api/v1` route is behind the API-key middleware.
 //!
 //! # Layout
-//! - [`error`]: `ApiError` (`{"detail": ...}` with the right status) and the `ApiJson` extractor.
+//! - [`error`]: `ApiError` (`{"detail": ...}` with the right status) and the
+//!   `ApiJson`, `ApiBytes` and `ApiPath` extractors, whose rejections are `ApiError`s.
+//! - [`drain`]: reads what a handler left of a request body, so early refusals reach the client.
 //! - [`auth`]: the key middleware, the `Caller` extractor, tenancy checks.
 //! - [`validate`]: shared request checks and their messages.
 //! - [`calls`]: ingestion. [`jobs`]: jobs. [`on_demand`]: `run-algorithms`.
@@ -17,6 +19,7 @@ pub mod algorithm_versions;
 pub mod algorithms;
 pub mod auth;
 pub mod calls;
+pub mod drain;
 pub mod error;
 pub mod jobs;
 pub mod on_demand;
@@ -131,6 +134,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(drain::drain_unread_body))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -100,6 +100,18 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// Whether the database refused text a client sent: PostgreSQL cannot
+    /// store a NUL character (SQLSTATE 22021, or 22P05 when a character has
+    /// no equivalent in the server's encoding). Nothing was written.
+    pub fn is_unstorable_text(&self) -> bool {
+        let Self::Database(sqlx::Error::Database(e)) = self else {
+            return false;
+        };
+        matches!(e.code().as_deref(), Some("22021" | "22P05"))
+    }
+}
+
 /// The database error codes that mean "out of space" (see [`StoreError::is_storage_full`]).
 fn is_storage_full_code(code: Option<&str>) -> bool {
     matches!(code, Some("13" | "53100"))
