@@ -437,9 +437,13 @@ async fn openapi_document_and_offline_docs_page() {
         );
     }
     // Every operation documents the answers the key middleware gives (added in
-    // one place, so no handler can forget them), each with the error body.
+    // one place, so no handler can forget them), each with the error body,
+    // and has an operation ID of its own (client generators name methods by it).
+    let mut ids = std::collections::HashSet::new();
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap();
+            assert!(ids.insert(id.to_owned()), "{method} {path}: operation ID {id} repeats");
             for status in ["401", "429"] {
                 let schema = &op["responses"][status]["content"]["application/json"]["schema"]["$ref"];
                 assert_eq!(

@@ -183,17 +183,20 @@ impl Modify for CommonResponses {
                 )
                 .build()
         };
-        for item in openapi.paths.paths.values_mut() {
-            // (operation, whether it writes): a write may find the storage full.
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            // (operation, method, whether it writes): a write may find the storage full.
             let operations = [
-                (&mut item.get, false),
-                (&mut item.put, true),
-                (&mut item.post, true),
-                (&mut item.delete, true),
-                (&mut item.patch, true),
+                (&mut item.get, "get", false),
+                (&mut item.put, "put", true),
+                (&mut item.post, "post", true),
+                (&mut item.delete, "delete", true),
+                (&mut item.patch, "patch", true),
             ];
-            for (operation, writes) in operations {
+            for (operation, method, writes) in operations {
                 let Some(operation) = operation else { continue };
+                // Handler names repeat across resources (`get`, `list`): the
+                // ID comes from the method and path, unique by construction.
+                operation.operation_id = Some(operation_id(method, path));
                 let takes_input = operation.request_body.is_some()
                     || operation
                         .parameters
@@ -227,6 +230,17 @@ impl Modify for CommonResponses {
             }
         }
     }
+}
+
+/// `get_jobs_job_id_runs` for `GET /api/v1/jobs/{job_id}/runs`.
+fn operation_id(method: &str, path: &str) -> String {
+    let words: Vec<String> = path
+        .trim_start_matches("/api/v1")
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect();
+    format!("{method}_{}", words.join("_"))
 }
 
 /// The OpenAPI document.
