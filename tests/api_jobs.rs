@@ -536,3 +536,55 @@ async fn unreadable_paths_and_oversized_bodies_answer_json_naming_the_fix() {
     let jobs = s.get(&t.workspace_key, "/api/v1/jobs").await.body;
     assert_eq!(jobs["jobs"].as_array().unwrap().len(), 1, "{jobs}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_refuses_a_move_the_transition_table_does_not_list() {
+    use gensail::jobs::JobStatus;
+    use gensail::store::StoreError;
+    let s = TestServer::start_with(|c| c.worker = false).await;
+    let t = s.tenant("Acme").await;
+    let job = s
+        .ingest(&t.workspace_key, t.workspace, "dental_booking.txt", &["sentiment_v1"])
+        .await;
+    let store = s.state.store.clone();
+    let status = || async { store.job(job).await.unwrap().status };
+    assert_eq!(status().await, JobStatus::Analyzing);
+    // Not in the table: refused as an error, and nothing is written.
+    for to in [JobStatus::Skipped, JobStatus::Transcribing, JobStatus::Queued] {
+        let refused = store.set_job_status(job, JobStatus::Analyzing, to, None, "x").await;
+        assert!(
+            matches!(refused, Err(StoreError::Illegal(_))),
+            "analyzing -> {to}: {refused:?}"
+        );
+        assert_eq!(status().await, JobStatus::Analyzing);
+    }
+    // A listed move from a status the job no longer has (a racing request
+    // moved it first) changes nothing either, and says so.
+    let stale = store
+        .set_job_status(job, JobStatus::Skipped, JobStatus::Transcribing, None, "x")
+        .await;
+    assert!(matches!(stale, Ok(false)), "{stale:?}");
+    assert_eq!(status().await, JobStatus::Analyzing);
+    // A listed move from the status it has is written, with its log line.
+    let moved = store
+        .set_job_status(
+            job,
+            JobStatus::Analyzing,
+            JobStatus::Failed,
+            Some("stopped by hand"),
+            "stopped by hand",
+        )
+        .await;
+    assert!(matches!(moved, Ok(true)), "{moved:?}");
+    let row = store.job(job).await.unwrap();
+    assert_eq!(
+        (row.status, row.error.as_deref()),
+        (JobStatus::Failed, Some("stopped by hand"))
+    );
+    assert!(row.completed_at.is_some(), "a final status stamps completed_at");
+    // And from a final status only what the table lists: failed -> analyzing is not.
+    let back = store
+        .set_job_status(job, JobStatus::Failed, JobStatus::Analyzing, None, "x")
+        .await;
+    assert!(matches!(back, Err(StoreError::Illegal(_))), "{back:?}");
+}
