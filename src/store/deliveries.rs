@@ -204,23 +204,15 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        // One read decides whether the job leaves `publishing`: its status, its
-        // analysis outcome, and whether a delivery is still pending.
-        let job = sqlx::query(
-            "SELECT status, analysis_outcome,
-                    (SELECT COUNT(*) FROM deliveries WHERE job_id = $1 AND status = $2) AS pending
-             FROM jobs WHERE id = $1",
-        )
-        .bind(work.job_id)
-        .bind(DeliveryStatus::Pending)
-        .fetch_one(&mut *tx)
-        .await?;
-        let pending: i64 = job.get("pending");
-        if job.try_get::<JobStatus, _>("status")? == JobStatus::Publishing && pending == 0 {
-            let outcome: Option<JobStatus> = job.try_get("analysis_outcome")?;
+        let job = Self::job_in(&mut tx, work.job_id).await?;
+        if job.status == JobStatus::Publishing && !Self::has_pending_deliveries(&mut tx, work.job_id).await? {
+            let outcome: Option<JobStatus> = sqlx::query_scalar("SELECT analysis_outcome FROM jobs WHERE id = $1")
+                .bind(work.job_id)
+                .fetch_one(&mut *tx)
+                .await?;
             let outcome =
                 outcome.ok_or_else(|| StoreError::Corrupt(format!("job {} publishes no outcome", work.job_id)))?;
-            Self::move_job(&mut tx, work.job_id, (JobStatus::Publishing, outcome), None, &now).await?;
+            Self::move_job(&mut tx, work.job_id, JobStatus::Publishing, outcome, &now).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -252,7 +244,7 @@ impl Store {
             // analyzing (or already publishing) publishes when it settles.
             let job = Self::job_in(&mut tx, job_id).await?;
             if job.status.analysis_done() {
-                Self::move_job(&mut tx, job_id, (job.status, JobStatus::Publishing), None, &now).await?;
+                Self::move_job(&mut tx, job_id, job.status, JobStatus::Publishing, &now).await?;
             }
             Self::add_event_in(
                 &mut tx,
@@ -265,6 +257,18 @@ impl Store {
         }
         tx.commit().await?;
         Ok(queued)
+    }
+
+    /// Whether any of a job's deliveries is still pending (inside `tx`).
+    pub(super) async fn has_pending_deliveries(tx: &mut super::Conn, job_id: i64) -> StoreResult<bool> {
+        Ok(
+            sqlx::query("SELECT 1 FROM deliveries WHERE job_id = $1 AND status = $2 LIMIT 1")
+                .bind(job_id)
+                .bind(DeliveryStatus::Pending)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some(),
+        )
     }
 
     /// A job's deliveries with their attempts.

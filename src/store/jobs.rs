@@ -381,26 +381,22 @@ impl Store {
     /// and nothing is written; the write happens only while the job is still
     /// `from`, so of two racing requests one moves it and the other gets
     /// `false`. `completed_at` is stamped when `to` is final, cleared otherwise.
-    ///
-    /// `outcome`, when settling an analysis, is recorded in the same write.
     pub(super) async fn move_job(
         tx: &mut super::Conn,
         job_id: i64,
-        (from, to): (JobStatus, JobStatus),
-        outcome: Option<JobStatus>,
+        from: JobStatus,
+        to: JobStatus,
         now: &str,
     ) -> StoreResult<bool> {
         transitions::check_job(from, to)?;
         let changed = sqlx::query(
-            "UPDATE jobs SET status = $1, updated_at = $2, completed_at = $3, analysis_outcome = COALESCE($6, analysis_outcome)
-             WHERE id = $4 AND status = $5",
+            "UPDATE jobs SET status = $1, updated_at = $2, completed_at = $3 WHERE id = $4 AND status = $5",
         )
         .bind(to)
         .bind(now)
         .bind(to.is_final().then_some(now))
         .bind(job_id)
         .bind(from)
-        .bind(outcome)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -421,7 +417,7 @@ impl Store {
     ) -> StoreResult<bool> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
-        if !Self::move_job(&mut tx, job_id, (from, JobStatus::Analyzing), None, &now).await? {
+        if !Self::move_job(&mut tx, job_id, from, JobStatus::Analyzing, &now).await? {
             return Ok(false);
         }
         let sha = match transcript {
@@ -456,7 +452,7 @@ impl Store {
     ) -> StoreResult<bool> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
-        if !Self::move_job(&mut tx, job_id, (from, to), None, &now).await? {
+        if !Self::move_job(&mut tx, job_id, from, to, &now).await? {
             return Ok(false);
         }
         sqlx::query("UPDATE jobs SET error = $1 WHERE id = $2")

@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{Backend, JobRow, Store, StoreError, StoreResult, from_json, placeholders};
-use crate::jobs::{DeliveryStatus, JobStatus, RunStatus, transitions};
+use crate::jobs::{JobStatus, RunStatus, transitions};
 
 /// A run as the API shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -244,7 +244,7 @@ impl Store {
         let lost_leases: i64 = row.get("lost_leases");
         let previous_owner: Option<String> = row.get("previous_lease_owner");
         if row.try_get::<JobStatus, _>("status")? == JobStatus::Queued {
-            Self::move_job(&mut tx, job_id, (JobStatus::Queued, JobStatus::Analyzing), None, &now).await?;
+            Self::move_job(&mut tx, job_id, JobStatus::Queued, JobStatus::Analyzing, &now).await?;
         }
         if let Some(previous) = previous_owner {
             let message = format!(
@@ -427,17 +427,15 @@ impl Store {
                AND NOT EXISTS (SELECT 1 FROM algorithm_runs WHERE job_id = $1 AND status IN ({}))
              RETURNING status,
                  (SELECT COUNT(*) FROM algorithm_runs WHERE job_id = $1) AS total,
-                 (SELECT COUNT(*) FROM algorithm_runs WHERE job_id = $1 AND status = $4) AS failed,
-                 (SELECT COUNT(*) FROM deliveries WHERE job_id = $1 AND status = $5) AS pending_deliveries",
-            placeholders(6, sources.len())
+                 (SELECT COUNT(*) FROM algorithm_runs WHERE job_id = $1 AND status = $4) AS failed",
+            placeholders(5, sources.len())
         );
         // Runs still to do are those a claim would start: the ones that may become running.
         let mut query = sqlx::query(&sql)
             .bind(job_id)
             .bind(&now)
             .bind(worker)
-            .bind(RunStatus::Failed)
-            .bind(DeliveryStatus::Pending);
+            .bind(RunStatus::Failed);
         for from in sources {
             query = query.bind(from);
         }
@@ -449,20 +447,19 @@ impl Store {
         let outcome = JobStatus::outcome(total, failed);
         // While webhook deliveries are pending the job is `publishing`; the
         // delivery worker sets the outcome when the last one settles.
-        let pending_deliveries: i64 = row.get("pending_deliveries");
-        let status = if pending_deliveries > 0 {
+        let status = if Self::has_pending_deliveries(&mut tx, job_id).await? {
             JobStatus::Publishing
         } else {
             outcome
         };
-        Self::move_job(&mut tx, job_id, (from, status), Some(outcome), &now).await?;
-        if outcome == JobStatus::Failed {
-            sqlx::query("UPDATE jobs SET error = $1 WHERE id = $2")
-                .bind("every algorithm run failed")
-                .bind(job_id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        Self::move_job(&mut tx, job_id, from, status, &now).await?;
+        let error = (outcome == JobStatus::Failed).then_some("every algorithm run failed");
+        sqlx::query("UPDATE jobs SET analysis_outcome = $1, error = COALESCE($2, error) WHERE id = $3")
+            .bind(outcome)
+            .bind(error)
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await?;
         let message = format!(
             "{outcome}: {} of {total} runs completed, {failed} failed (worker {worker})",
             total - failed
