@@ -240,6 +240,13 @@ mod tests {
             run_sources(RunStatus::Running),
             [RunStatus::Pending, RunStatus::Running]
         );
+        // Redeliver sends every delivery of a job again, whatever its status.
+        for from in DeliveryStatus::ALL {
+            assert!(
+                check_delivery(*from, DeliveryStatus::Pending).is_ok(),
+                "{from} -> pending"
+            );
+        }
         assert_eq!(
             check_job(JobStatus::Completed, JobStatus::Analyzing)
                 .unwrap_err()

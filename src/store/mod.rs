@@ -93,22 +93,22 @@ impl StoreError {
     /// `SQLITE_FULL` (13), PostgreSQL's `disk_full` (SQLSTATE 53100). The
     /// request may succeed later, when space returns; nothing was written.
     pub fn is_storage_full(&self) -> bool {
-        let Self::Database(sqlx::Error::Database(e)) = self else {
-            return false;
-        };
-        is_storage_full_code(e.code().as_deref())
+        is_storage_full_code(self.database_code().as_deref())
     }
-}
 
-impl StoreError {
     /// Whether the database refused text a client sent: PostgreSQL cannot
     /// store a NUL character (SQLSTATE 22021, or 22P05 when a character has
     /// no equivalent in the server's encoding). Nothing was written.
     pub fn is_unstorable_text(&self) -> bool {
-        let Self::Database(sqlx::Error::Database(e)) = self else {
-            return false;
-        };
-        matches!(e.code().as_deref(), Some("22021" | "22P05"))
+        matches!(self.database_code().as_deref(), Some("22021" | "22P05"))
+    }
+
+    /// The database's own error code (SQLite's result code, PostgreSQL's SQLSTATE).
+    fn database_code(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            Self::Database(sqlx::Error::Database(e)) => e.code(),
+            _ => None,
+        }
     }
 }
 
