@@ -4,12 +4,35 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use sqlx::any::{Any, AnyTypeInfo, AnyValueRef};
-use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 
-/// Defines a status enum with its words, parsing, display, and sqlx encoding
-/// as text, so statuses reach SQL only as bound values.
+/// Lets each database driver read a status from its text column. (Statuses
+/// are bound as their words: see the store's `db::Arg`.)
+macro_rules! read_as_text {
+    ($name:ident, $($db:ty),+) => {
+        $(
+            impl sqlx::Type<$db> for $name {
+                fn type_info() -> <$db as sqlx::Database>::TypeInfo {
+                    <str as sqlx::Type<$db>>::type_info()
+                }
+
+                fn compatible(ty: &<$db as sqlx::Database>::TypeInfo) -> bool {
+                    <str as sqlx::Type<$db>>::compatible(ty)
+                }
+            }
+
+            impl<'r> sqlx::Decode<'r, $db> for $name {
+                fn decode(value: <$db as sqlx::Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+                    let word = <&str as sqlx::Decode<'r, $db>>::decode(value)?;
+                    Self::parse(word).ok_or_else(|| format!("{word:?} is not a {}", stringify!($name)).into())
+                }
+            }
+        )+
+    };
+}
+
+/// Defines a status enum with its words, parsing, display, and reading from
+/// the database as text; statuses reach SQL only as bound values.
 macro_rules! statuses {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $word:literal,)+ }) => {
         $(#[$doc])*
@@ -45,24 +68,7 @@ macro_rules! statuses {
             }
         }
 
-        impl sqlx::Type<Any> for $name {
-            fn type_info() -> AnyTypeInfo {
-                <str as sqlx::Type<Any>>::type_info()
-            }
-        }
-
-        impl<'q> sqlx::Encode<'q, Any> for $name {
-            fn encode_by_ref(&self, buf: &mut <Any as sqlx::Database>::ArgumentBuffer<'q>) -> Result<IsNull, BoxDynError> {
-                <&str as sqlx::Encode<'q, Any>>::encode(self.as_str(), buf)
-            }
-        }
-
-        impl<'r> sqlx::Decode<'r, Any> for $name {
-            fn decode(value: AnyValueRef<'r>) -> Result<Self, BoxDynError> {
-                let word = <String as sqlx::Decode<'r, Any>>::decode(value)?;
-                Self::parse(&word).ok_or_else(|| format!("{word:?} is not a {}", stringify!($name)).into())
-            }
-        }
+        read_as_text!($name, sqlx::Sqlite, sqlx::Postgres);
     };
 }
 

@@ -8,8 +8,8 @@
 
 use semver::Version;
 use serde::Serialize;
-use sqlx::Row;
 
+use super::db::{query, query_scalar};
 use super::{AlgorithmRow, Store, StoreError, StoreResult, from_json};
 
 /// One published version of an algorithm, as `GET /algorithms/{id}/versions` shows it.
@@ -104,7 +104,8 @@ fn version_row(r: &super::Row) -> StoreResult<VersionRow> {
     })
 }
 
-const VERSION_COLUMNS: &str = "v.*, CASE WHEN a.status = 'active' AND a.version = v.version THEN 1 ELSE 0 END AS active
+const VERSION_COLUMNS: &str =
+    "v.*, CAST(CASE WHEN a.status = 'active' AND a.version = v.version THEN 1 ELSE 0 END AS BIGINT) AS active
      FROM algorithm_versions v JOIN algorithms a ON a.id = v.algorithm_id";
 
 fn parse_version(text: &str) -> StoreResult<Version> {
@@ -124,12 +125,12 @@ impl Store {
         // Write first: SQLite then holds the write lock for the reads below
         // instead of failing to upgrade a read snapshot.
         Self::put_component(&mut tx, v.component_sha256, v.bytes, &now).await?;
-        let before = sqlx::query("SELECT version, status FROM algorithms WHERE id = $1")
+        let before = query("SELECT version, status FROM algorithms WHERE id = $1")
             .bind(v.algorithm_id)
             .fetch_optional(&mut *tx)
             .await?;
         if before.is_none() {
-            sqlx::query(
+            query(
                 "INSERT INTO algorithms (id, version, component_sha256, description, scope_type, scope_id, default_config, status, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (id) DO NOTHING",
             )
@@ -145,7 +146,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        let inserted = sqlx::query(
+        let inserted = query(
             "INSERT INTO algorithm_versions (algorithm_id, version, component_sha256, description, wit_version, size_bytes, limits, source, published_by_key_id, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (algorithm_id, version) DO NOTHING",
         )
@@ -163,7 +164,7 @@ impl Store {
         .await?
         .rows_affected();
         if inserted == 0 {
-            let stored: String = sqlx::query_scalar(
+            let stored: String = query_scalar(
                 "SELECT component_sha256 FROM algorithm_versions WHERE algorithm_id = $1 AND version = $2",
             )
             .bind(v.algorithm_id)
@@ -181,7 +182,7 @@ impl Store {
             };
         }
         let others: Vec<String> =
-            sqlx::query_scalar("SELECT version FROM algorithm_versions WHERE algorithm_id = $1 AND version <> $2")
+            query_scalar("SELECT version FROM algorithm_versions WHERE algorithm_id = $1 AND version <> $2")
                 .bind(v.algorithm_id)
                 .bind(&version)
                 .fetch_all(&mut *tx)
@@ -205,7 +206,7 @@ impl Store {
             .filter(|b| b.get::<&str, _>("status") != "inactive")
             .map(|b| b.get::<String, _>("version"));
         if let Some(config) = &r.default_config {
-            sqlx::query("UPDATE algorithms SET default_config = $1, updated_at = $2 WHERE id = $3")
+            query("UPDATE algorithms SET default_config = $1, updated_at = $2 WHERE id = $3")
                 .bind(config.to_string())
                 .bind(&now)
                 .bind(v.algorithm_id)
@@ -216,7 +217,7 @@ impl Store {
             Self::activate_in(&mut tx, v.algorithm_id, &version, "publish", v.key_id, &now).await?;
         }
         for job_id in &r.goldens {
-            sqlx::query("INSERT INTO algorithm_goldens (algorithm_id, job_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            query("INSERT INTO algorithm_goldens (algorithm_id, job_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
                 .bind(v.algorithm_id)
                 .bind(job_id)
                 .bind(&now)
@@ -232,7 +233,7 @@ impl Store {
 
     /// Stores component bytes once per distinct sha256.
     async fn put_component(tx: &mut super::Conn, sha256: &str, bytes: &[u8], now: &str) -> StoreResult<()> {
-        sqlx::query("INSERT INTO components (sha256, bytes, size_bytes, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (sha256) DO NOTHING")
+        query("INSERT INTO components (sha256, bytes, size_bytes, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (sha256) DO NOTHING")
             .bind(sha256)
             .bind(bytes)
             .bind(bytes.len() as i64)
@@ -266,7 +267,7 @@ impl Store {
         key_id: Option<i64>,
         now: &str,
     ) -> StoreResult<()> {
-        let changed = sqlx::query(
+        let changed = query(
             "UPDATE algorithms SET version = v.version, component_sha256 = v.component_sha256, description = v.description,
                  status = 'active', updated_at = $3
              FROM (SELECT version, component_sha256, description FROM algorithm_versions WHERE algorithm_id = $1 AND version = $2) AS v
@@ -292,7 +293,7 @@ impl Store {
         key_id: Option<i64>,
         now: &str,
     ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO algorithm_activations (algorithm_id, version, action, key_id, created_at) VALUES ($1, $2, $3, $4, $5)")
+        query("INSERT INTO algorithm_activations (algorithm_id, version, action, key_id, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(algorithm_id)
             .bind(version)
             .bind(action)
@@ -313,7 +314,7 @@ impl Store {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
         let version: Option<String> =
-            sqlx::query_scalar("UPDATE algorithms SET status = $1, updated_at = $2 WHERE id = $3 RETURNING version")
+            query_scalar("UPDATE algorithms SET status = $1, updated_at = $2 WHERE id = $3 RETURNING version")
                 .bind(status)
                 .bind(&now)
                 .bind(algorithm_id)
@@ -329,7 +330,7 @@ impl Store {
     /// The version that was active before the current one (what `rollback` goes back to).
     pub async fn previous_version(&self, algorithm_id: &str) -> StoreResult<Option<String>> {
         let current = self.algorithm(algorithm_id).await?.version;
-        let previous = sqlx::query_scalar(
+        let previous = query_scalar(
             "SELECT version FROM algorithm_activations WHERE algorithm_id = $1 AND version <> $2 ORDER BY id DESC LIMIT 1",
         )
         .bind(algorithm_id)
@@ -341,7 +342,7 @@ impl Store {
 
     /// Every published version of an algorithm, newest first.
     pub async fn versions(&self, algorithm_id: &str) -> StoreResult<Vec<VersionRow>> {
-        let rows = sqlx::query(&format!("SELECT {VERSION_COLUMNS} WHERE v.algorithm_id = $1"))
+        let rows = query(&format!("SELECT {VERSION_COLUMNS} WHERE v.algorithm_id = $1"))
             .bind(algorithm_id)
             .fetch_all(&self.pool)
             .await?;
@@ -356,7 +357,7 @@ impl Store {
 
     /// One published version.
     pub async fn version(&self, algorithm_id: &str, version: &str) -> StoreResult<VersionRow> {
-        let row = sqlx::query(&format!(
+        let row = query(&format!(
             "SELECT {VERSION_COLUMNS} WHERE v.algorithm_id = $1 AND v.version = $2"
         ))
         .bind(algorithm_id)
@@ -369,7 +370,7 @@ impl Store {
 
     /// A component's bytes, by sha256.
     pub async fn component_bytes(&self, sha256: &str) -> StoreResult<Vec<u8>> {
-        sqlx::query_scalar("SELECT bytes FROM components WHERE sha256 = $1")
+        query_scalar("SELECT bytes FROM components WHERE sha256 = $1")
             .bind(sha256)
             .fetch_optional(&self.pool)
             .await?
@@ -389,14 +390,14 @@ impl Store {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
         Self::put_component(&mut tx, sha256, bytes, &now).await?;
-        sqlx::query("UPDATE algorithm_versions SET component_sha256 = $1, size_bytes = $2 WHERE algorithm_id = $3 AND version = $4 AND source = 'bundled'")
+        query("UPDATE algorithm_versions SET component_sha256 = $1, size_bytes = $2 WHERE algorithm_id = $3 AND version = $4 AND source = 'bundled'")
             .bind(sha256)
             .bind(bytes.len() as i64)
             .bind(algorithm_id)
             .bind(version)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE algorithms SET component_sha256 = $1, updated_at = $2 WHERE id = $3 AND version = $4")
+        query("UPDATE algorithms SET component_sha256 = $1, updated_at = $2 WHERE id = $3 AND version = $4")
             .bind(sha256)
             .bind(&now)
             .bind(algorithm_id)
@@ -409,11 +410,11 @@ impl Store {
 
     /// The golden jobs of an algorithm, oldest first.
     pub async fn goldens(&self, algorithm_id: &str) -> StoreResult<Vec<i64>> {
-        Ok(sqlx::query_scalar(
-            "SELECT job_id FROM algorithm_goldens WHERE algorithm_id = $1 ORDER BY created_at, job_id",
+        Ok(
+            query_scalar("SELECT job_id FROM algorithm_goldens WHERE algorithm_id = $1 ORDER BY created_at, job_id")
+                .bind(algorithm_id)
+                .fetch_all(&self.pool)
+                .await?,
         )
-        .bind(algorithm_id)
-        .fetch_all(&self.pool)
-        .await?)
     }
 }

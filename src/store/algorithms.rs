@@ -5,8 +5,8 @@
 //! algorithms assigned to the workspace itself.
 
 use serde::Serialize;
-use sqlx::Row;
 
+use super::db::query;
 use super::{Store, StoreError, StoreResult, Workspace, from_json};
 
 /// An algorithm as the API shows it.
@@ -52,7 +52,7 @@ fn algorithm(r: &super::Row) -> StoreResult<AlgorithmRow> {
 impl Store {
     /// Every algorithm known to the service, by ID (any status).
     pub async fn all_algorithms(&self) -> StoreResult<Vec<AlgorithmRow>> {
-        let rows = sqlx::query("SELECT * FROM algorithms a ORDER BY a.id")
+        let rows = query("SELECT * FROM algorithms a ORDER BY a.id")
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(algorithm).collect()
@@ -65,15 +65,14 @@ impl Store {
         scope_type: &str,
         scope_id: Option<i64>,
     ) -> StoreResult<AlgorithmRow> {
-        let changed =
-            sqlx::query("UPDATE algorithms SET scope_type = $1, scope_id = $2, updated_at = $3 WHERE id = $4")
-                .bind(scope_type)
-                .bind(scope_id)
-                .bind(self.now())
-                .bind(id)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
+        let changed = query("UPDATE algorithms SET scope_type = $1, scope_id = $2, updated_at = $3 WHERE id = $4")
+            .bind(scope_type)
+            .bind(scope_id)
+            .bind(self.now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
         if changed == 0 {
             return Err(StoreError::NotFound("algorithm"));
         }
@@ -90,7 +89,7 @@ impl Store {
             Scope::Organization(o) => ("o.id", o),
             Scope::Workspace(w) => ("w.id", w),
         };
-        let visible: Option<i64> = sqlx::query_scalar(&format!(
+        let visible = query(&format!(
             "SELECT 1 FROM algorithms a WHERE a.id = $1 AND (a.scope_type = 'global' OR EXISTS (
                  SELECT 1 FROM workspaces w JOIN organizations o ON o.id = w.organization_id
                  WHERE {reach} = $2 AND ((a.scope_type = 'partner' AND a.scope_id = o.partner_id)
@@ -109,7 +108,7 @@ impl Store {
         &self,
         workspace_id: i64,
     ) -> StoreResult<Vec<(String, Option<serde_json::Value>)>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT algorithm_id, config FROM workspace_algorithms WHERE workspace_id = $1 ORDER BY algorithm_id",
         )
         .bind(workspace_id)
@@ -127,7 +126,7 @@ impl Store {
 
     /// One algorithm.
     pub async fn algorithm(&self, id: &str) -> StoreResult<AlgorithmRow> {
-        let row = sqlx::query("SELECT * FROM algorithms a WHERE id = $1")
+        let row = query("SELECT * FROM algorithms a WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -137,7 +136,7 @@ impl Store {
 
     /// Every algorithm the workspace may run, by ID.
     pub async fn available_algorithms(&self, workspace: &Workspace) -> StoreResult<Vec<AlgorithmRow>> {
-        let rows = sqlx::query(&format!("SELECT * FROM algorithms a WHERE {AVAILABLE} ORDER BY a.id"))
+        let rows = query(&format!("SELECT * FROM algorithms a WHERE {AVAILABLE} ORDER BY a.id"))
             .bind(workspace.id)
             .bind(workspace.partner_id)
             .bind(workspace.organization_id)
@@ -159,11 +158,10 @@ impl Store {
 
     /// The algorithms assigned to a workspace (what ingestion runs by default).
     pub async fn assigned_algorithm_ids(&self, workspace_id: i64) -> StoreResult<Vec<String>> {
-        let rows =
-            sqlx::query("SELECT algorithm_id FROM workspace_algorithms WHERE workspace_id = $1 ORDER BY algorithm_id")
-                .bind(workspace_id)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = query("SELECT algorithm_id FROM workspace_algorithms WHERE workspace_id = $1 ORDER BY algorithm_id")
+            .bind(workspace_id)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(|r| r.get("algorithm_id")).collect())
     }
 
@@ -176,7 +174,7 @@ impl Store {
     ) -> StoreResult<()> {
         self.workspace(workspace_id).await?;
         self.algorithm(algorithm_id).await?;
-        sqlx::query(
+        query(
             "INSERT INTO workspace_algorithms (workspace_id, algorithm_id, config, created_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (workspace_id, algorithm_id) DO UPDATE SET config = excluded.config",
         )
@@ -191,7 +189,7 @@ impl Store {
 
     /// Removes an assignment.
     pub async fn unassign_algorithm(&self, workspace_id: i64, algorithm_id: &str) -> StoreResult<()> {
-        let changed = sqlx::query("DELETE FROM workspace_algorithms WHERE workspace_id = $1 AND algorithm_id = $2")
+        let changed = query("DELETE FROM workspace_algorithms WHERE workspace_id = $1 AND algorithm_id = $2")
             .bind(workspace_id)
             .bind(algorithm_id)
             .execute(&self.pool)
@@ -220,7 +218,7 @@ impl Store {
     /// The config an algorithm runs with in a workspace: the workspace's own,
     /// else the algorithm's default.
     pub async fn algorithm_config(&self, workspace_id: i64, algorithm_id: &str) -> StoreResult<serde_json::Value> {
-        let row = sqlx::query(
+        let row = query(
             "SELECT COALESCE(wa.config, a.default_config) AS config FROM algorithms a
              LEFT JOIN workspace_algorithms wa ON wa.algorithm_id = a.id AND wa.workspace_id = $1 WHERE a.id = $2",
         )

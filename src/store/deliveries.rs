@@ -3,8 +3,8 @@
 //! recorded.
 
 use serde::Serialize;
-use sqlx::Row;
 
+use super::db::{query, query_scalar};
 use super::{Entity, Store, StoreError, StoreResult};
 use crate::jobs::{DeliveryStatus, JobStatus, transitions};
 
@@ -95,7 +95,7 @@ impl Store {
     /// Adds the delivery of a finished run when its job delivers (inside the run's transaction).
     pub(super) async fn enqueue_delivery(tx: &mut super::Conn, run_id: i64, now: &str) -> StoreResult<()> {
         let delivery_id = format!("dlv_{}", hex::encode(rand::random::<[u8; 16]>()));
-        sqlx::query(
+        query(
             "INSERT INTO deliveries (delivery_id, job_id, algorithm_run_id, entity_type, entity_id, status, next_attempt_at, created_at)
              SELECT $1, j.id, r.id, j.webhook_entity_type, j.webhook_entity_id, $4, $2, $2
              FROM algorithm_runs r JOIN jobs j ON j.id = r.job_id
@@ -119,7 +119,7 @@ impl Store {
         limit: i64,
     ) -> StoreResult<Vec<DeliveryWork>> {
         let now = self.now();
-        let rows = sqlx::query(&format!(
+        let rows = query(&format!(
             "UPDATE deliveries SET lease_owner = $1, lease_expires_at = $2
              WHERE id IN (SELECT id FROM deliveries WHERE status = $5 AND next_attempt_at <= $3
                                  AND (lease_expires_at IS NULL OR lease_expires_at < $3) ORDER BY next_attempt_at LIMIT $4{})
@@ -173,7 +173,7 @@ impl Store {
         };
         // A claimed delivery is pending (a redeliver meanwhile keeps it so).
         transitions::check_delivery(DeliveryStatus::Pending, status)?;
-        sqlx::query(
+        query(
             "UPDATE deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = COALESCE($2, next_attempt_at),
                  last_status_code = $3, last_error = $4, lease_owner = NULL, lease_expires_at = NULL, finished_at = $5
              WHERE id = $6",
@@ -186,16 +186,16 @@ impl Store {
         .bind(work.id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO delivery_attempts (delivery_id, at, status_code, latency_ms, error) VALUES ($1, $2, $3, CAST($4 AS DOUBLE PRECISION), $5)")
+        query("INSERT INTO delivery_attempts (delivery_id, at, status_code, latency_ms, error) VALUES ($1, $2, $3, $4, $5)")
             .bind(work.id)
             .bind(&now)
             .bind(status_code.map(i64::from))
-            .bind(super::nullable_float(latency_ms))
+            .bind(latency_ms)
             .bind(error)
             .execute(&mut *tx)
             .await?;
         if matches!(outcome, AttemptOutcome::Disabled) {
-            sqlx::query(
+            query(
                 "UPDATE webhook_endpoints SET disabled_at = $1, disabled_reason = 'the receiver answered 410 Gone' WHERE entity_type = $2 AND entity_id = $3",
             )
             .bind(&now)
@@ -206,7 +206,7 @@ impl Store {
         }
         let job = Self::job_in(&mut tx, work.job_id).await?;
         if job.status == JobStatus::Publishing && !Self::has_pending_deliveries(&mut tx, work.job_id).await? {
-            let outcome: Option<JobStatus> = sqlx::query_scalar("SELECT analysis_outcome FROM jobs WHERE id = $1")
+            let outcome: Option<JobStatus> = query_scalar("SELECT analysis_outcome FROM jobs WHERE id = $1")
                 .bind(work.job_id)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -227,7 +227,7 @@ impl Store {
         self.lock_job(&mut tx, job_id).await?;
         // Every status may go back to pending (a redeliver): the transition
         // table lists it, and its tests check that.
-        let queued = sqlx::query(
+        let queued = query(
             "UPDATE deliveries SET status = $1, next_attempt_at = $2, lease_owner = NULL, lease_expires_at = NULL, finished_at = NULL
              WHERE job_id = $3",
         )
@@ -260,7 +260,7 @@ impl Store {
     /// Whether any of a job's deliveries is still pending (inside `tx`).
     pub(super) async fn has_pending_deliveries(tx: &mut super::Conn, job_id: i64) -> StoreResult<bool> {
         Ok(
-            sqlx::query("SELECT 1 FROM deliveries WHERE job_id = $1 AND status = $2 LIMIT 1")
+            query("SELECT 1 FROM deliveries WHERE job_id = $1 AND status = $2 LIMIT 1")
                 .bind(job_id)
                 .bind(DeliveryStatus::Pending)
                 .fetch_optional(&mut *tx)
@@ -271,13 +271,13 @@ impl Store {
 
     /// A job's deliveries with their attempts.
     pub async fn deliveries_for_job(&self, job_id: i64) -> StoreResult<Vec<DeliveryView>> {
-        let rows = sqlx::query("SELECT * FROM deliveries WHERE job_id = $1 ORDER BY id")
+        let rows = query("SELECT * FROM deliveries WHERE job_id = $1 ORDER BY id")
             .bind(job_id)
             .fetch_all(&self.pool)
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            let attempts = sqlx::query(
+            let attempts = query(
                 "SELECT at, status_code, latency_ms, error FROM delivery_attempts WHERE delivery_id = $1 ORDER BY id",
             )
             .bind(r.get::<i64, _>("id"))

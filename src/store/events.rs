@@ -1,8 +1,8 @@
 //! The job log: what happened to a job, in order.
 
 use serde::Serialize;
-use sqlx::Row;
 
+use super::db::query;
 use super::{Store, StoreResult};
 
 /// One line of a job's log.
@@ -19,29 +19,29 @@ pub struct JobEvent {
 impl Store {
     /// Appends to a job's log.
     pub async fn add_event(&self, job_id: i64, level: &str, message: &str) -> StoreResult<()> {
-        Self::add_event_in(&mut *self.pool.acquire().await?, job_id, level, message, &self.now()).await
+        Self::add_event_in(&self.pool, job_id, level, message, &self.now()).await
     }
 
-    pub(super) async fn add_event_in(
-        conn: &mut super::Conn,
+    pub(super) async fn add_event_in<'c>(
+        on: impl Into<super::db::On<'c>>,
         job_id: i64,
         level: &str,
         message: &str,
         now: &str,
     ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO job_events (job_id, at, level, message) VALUES ($1, $2, $3, $4)")
+        query("INSERT INTO job_events (job_id, at, level, message) VALUES ($1, $2, $3, $4)")
             .bind(job_id)
             .bind(now)
             .bind(level)
             .bind(message)
-            .execute(conn)
+            .execute(on)
             .await?;
         Ok(())
     }
 
     /// A job's log, oldest first.
     pub async fn events(&self, job_id: i64) -> StoreResult<Vec<JobEvent>> {
-        let rows = sqlx::query("SELECT at, level, message FROM job_events WHERE job_id = $1 ORDER BY id")
+        let rows = query("SELECT at, level, message FROM job_events WHERE job_id = $1 ORDER BY id")
             .bind(job_id)
             .fetch_all(&self.pool)
             .await?;

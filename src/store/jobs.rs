@@ -3,8 +3,8 @@
 
 use gensail_host_api::Transcript;
 use serde::Serialize;
-use sqlx::Row;
 
+use super::db::{query, query_scalar};
 use super::{ExistingRun, Scope, Store, StoreError, StoreResult, from_json};
 use crate::jobs::{JobStatus, RunStatus, transitions};
 
@@ -191,11 +191,11 @@ impl Store {
         };
         transitions::check_job_start(new.status)?;
         let final_now = new.status.is_final().then_some(now);
-        let job_id: i64 = sqlx::query_scalar(
+        let job_id: i64 = query_scalar(
             "INSERT INTO jobs (workspace_id, parent_job_id, kind, status, requested_algorithm_ids, analytics_only, transcript_sha256,
                  source_call_id, source_company_id, recording_url, contacted_at, duration_seconds, error, created_at, updated_at, completed_at,
                  webhook_entity_type, webhook_entity_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, CAST($12 AS DOUBLE PRECISION), $13, $14, $14, $15, $16, $17) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16, $17) RETURNING id",
         )
         .bind(new.workspace_id)
         .bind(new.parent_job_id)
@@ -208,7 +208,7 @@ impl Store {
         .bind(&new.source_company_id)
         .bind(&new.recording_url)
         .bind(&new.contacted_at)
-        .bind(super::nullable_float(new.duration_seconds))
+        .bind(new.duration_seconds)
         .bind(&new.error)
         .bind(now)
         .bind(final_now)
@@ -237,7 +237,7 @@ impl Store {
     /// The call's root job: `job_id` followed up through its parents (a
     /// job's parent never changes, so this needs no transaction).
     pub async fn root_job_id(&self, job_id: i64) -> StoreResult<i64> {
-        sqlx::query_scalar(
+        query_scalar(
             "WITH RECURSIVE up(id, parent_job_id) AS (
                  SELECT id, parent_job_id FROM jobs WHERE id = $1
                  UNION ALL SELECT j.id, j.parent_job_id FROM jobs j JOIN up ON j.id = up.parent_job_id
@@ -277,7 +277,7 @@ impl Store {
         let existing = if force_rerun {
             Vec::new()
         } else {
-            sqlx::query("UPDATE jobs SET updated_at = updated_at WHERE id = $1")
+            query("UPDATE jobs SET updated_at = updated_at WHERE id = $1")
                 .bind(root)
                 .execute(&mut *tx)
                 .await?;
@@ -361,7 +361,7 @@ impl Store {
     async fn insert_runs(tx: &mut super::Conn, job_id: i64, runs: &[NewRun], now: &str) -> StoreResult<()> {
         for run in runs {
             let config = run.config.to_string();
-            sqlx::query(
+            query(
                 "INSERT INTO algorithm_runs (job_id, algorithm_id, status, config, config_sha256, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(job_id)
@@ -389,17 +389,16 @@ impl Store {
         now: &str,
     ) -> StoreResult<bool> {
         transitions::check_job(from, to)?;
-        let changed = sqlx::query(
-            "UPDATE jobs SET status = $1, updated_at = $2, completed_at = $3 WHERE id = $4 AND status = $5",
-        )
-        .bind(to)
-        .bind(now)
-        .bind(to.is_final().then_some(now))
-        .bind(job_id)
-        .bind(from)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let changed =
+            query("UPDATE jobs SET status = $1, updated_at = $2, completed_at = $3 WHERE id = $4 AND status = $5")
+                .bind(to)
+                .bind(now)
+                .bind(to.is_final().then_some(now))
+                .bind(job_id)
+                .bind(from)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         Ok(changed == 1)
     }
 
@@ -424,12 +423,12 @@ impl Store {
             Some(t) => Some(Self::put_transcript(&mut tx, t, &now).await?),
             None => None,
         };
-        sqlx::query("UPDATE jobs SET transcript_sha256 = COALESCE($1, transcript_sha256), error = NULL WHERE id = $2")
+        query("UPDATE jobs SET transcript_sha256 = COALESCE($1, transcript_sha256), error = NULL WHERE id = $2")
             .bind(sha)
             .bind(job_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM algorithm_runs WHERE job_id = $1 AND status = $2")
+        query("DELETE FROM algorithm_runs WHERE job_id = $1 AND status = $2")
             .bind(job_id)
             .bind(RunStatus::Pending)
             .execute(&mut *tx)
@@ -455,7 +454,7 @@ impl Store {
         if !Self::move_job(&mut tx, job_id, from, to, &now).await? {
             return Ok(false);
         }
-        sqlx::query("UPDATE jobs SET error = $1 WHERE id = $2")
+        query("UPDATE jobs SET error = $1 WHERE id = $2")
             .bind(error)
             .bind(job_id)
             .execute(&mut *tx)
@@ -468,7 +467,7 @@ impl Store {
 
     /// How many jobs are in each status.
     pub async fn job_counts(&self) -> StoreResult<Vec<(JobStatus, i64)>> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
+        let rows = query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(|r| Ok((r.try_get("status")?, r.get("n")))).collect()
@@ -476,15 +475,14 @@ impl Store {
 
     /// A job by ID.
     pub async fn job(&self, id: i64) -> StoreResult<JobRow> {
-        let mut conn = self.pool.acquire().await?;
-        Self::job_in(&mut conn, id).await
+        Self::job_in(&self.pool, id).await
     }
 
     /// A job by ID, read inside a transaction.
-    pub(super) async fn job_in(conn: &mut super::Conn, id: i64) -> StoreResult<JobRow> {
-        let row = sqlx::query("SELECT * FROM jobs WHERE id = $1")
+    pub(super) async fn job_in<'c>(on: impl Into<super::db::On<'c>>, id: i64) -> StoreResult<JobRow> {
+        let row = query("SELECT * FROM jobs WHERE id = $1")
             .bind(id)
-            .fetch_optional(&mut *conn)
+            .fetch_optional(on)
             .await?
             .ok_or(StoreError::NotFound("job"))?;
         job(&row)
@@ -492,7 +490,7 @@ impl Store {
 
     /// IDs of a job's child jobs, oldest first.
     pub async fn child_job_ids(&self, id: i64) -> StoreResult<Vec<i64>> {
-        let rows = sqlx::query("SELECT id FROM jobs WHERE parent_job_id = $1 ORDER BY id")
+        let rows = query("SELECT id FROM jobs WHERE parent_job_id = $1 ORDER BY id")
             .bind(id)
             .fetch_all(&self.pool)
             .await?;
@@ -528,7 +526,7 @@ impl Store {
             sql.push_str(&format!(" AND id < ${p}"));
         }
         sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", next()));
-        let mut query = sqlx::query(&sql).bind(scope.id());
+        let mut query = query(&sql).bind(scope.id());
         for s in &filter.statuses {
             query = query.bind(s);
         }
@@ -559,7 +557,7 @@ impl Store {
             "SELECT * FROM jobs WHERE {} AND ($2 IS NULL OR source_call_id = $2) AND ($3 IS NULL OR source_company_id = $3) ORDER BY id DESC LIMIT 100",
             scope_condition(scope)
         );
-        let rows = sqlx::query(&sql)
+        let rows = query(&sql)
             .bind(scope.id())
             .bind(source_call_id)
             .bind(source_company_id)

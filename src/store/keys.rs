@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
+use super::db::{query, query_scalar};
 use super::{Store, StoreError, StoreResult};
 
 /// What a key may reach.
@@ -115,7 +115,7 @@ impl Store {
     pub async fn insert_key(&self, scope: Scope, token: &str) -> StoreResult<ApiKey> {
         let now = self.now();
         let hint = token_hint(token);
-        let id: Option<i64> = sqlx::query_scalar(
+        let id: Option<i64> = query_scalar(
             "INSERT INTO api_keys (token_sha256, token_hint, scope_type, scope_id, created_at) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (token_sha256) DO NOTHING RETURNING id",
         )
@@ -139,7 +139,7 @@ impl Store {
 
     /// The live key a token belongs to.
     pub async fn key_by_token(&self, token: &str) -> StoreResult<Option<ApiKey>> {
-        let row = sqlx::query(
+        let row = query(
             "SELECT id, scope_type, scope_id, token_hint, created_at FROM api_keys WHERE token_sha256 = $1 AND revoked_at IS NULL",
         )
         .bind(token_sha256(token))
@@ -158,16 +158,15 @@ impl Store {
 
     /// Whether any live platform key exists (a first start creates one).
     pub async fn has_platform_key(&self) -> StoreResult<bool> {
-        let row =
-            sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE scope_type = 'platform' AND revoked_at IS NULL")
-                .fetch_one(&self.pool)
-                .await?;
+        let row = query("SELECT COUNT(*) AS n FROM api_keys WHERE scope_type = 'platform' AND revoked_at IS NULL")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.get::<i64, _>("n") > 0)
     }
 
     /// Revokes a key; later requests with its token get 401.
     pub async fn revoke_key(&self, id: i64) -> StoreResult<()> {
-        let changed = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        let changed = query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(self.now())
             .bind(id)
             .execute(&self.pool)

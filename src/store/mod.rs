@@ -1,15 +1,16 @@
 //! The database: every read and write the service makes, behind one type.
 //!
 //! Handlers and the worker call [`Store`] methods and never write SQL. The
-//! store runs on SQLite (embedded default) or PostgreSQL (scale-out) through
-//! sqlx's `Any` driver: one set of SQL, written to mean the same on both
-//! (`$n` placeholders, integers for booleans, text timestamps that sort), and
-//! one migration directory per backend kept in step (`migrations/sqlite`,
+//! store runs on SQLite (embedded default) or PostgreSQL (scale-out), each
+//! through its own sqlx driver: one set of SQL, written to mean the same on
+//! both (`$n` placeholders, integers for booleans, text timestamps that sort),
+//! and one migration directory per backend kept in step (`migrations/sqlite`,
 //! `migrations/postgres`, same versions). Each
 //! method that changes more than one row does so in one transaction: a failed
 //! request leaves the database as it was.
 //!
 //! # Layout
+//! - `db`: the seam between the SQL and the two drivers (queries, rows, transactions).
 //! - `tenants`: partners, organizations, workspaces.
 //! - `keys`: API keys (hashed tokens).
 //! - `algorithms`: algorithms known to the service, their scope and workspace assignment.
@@ -24,6 +25,7 @@
 
 mod algorithm_versions;
 mod algorithms;
+mod db;
 mod deliveries;
 mod events;
 mod jobs;
@@ -37,8 +39,10 @@ mod webhooks;
 use std::path::Path;
 use std::time::Duration;
 
-use sqlx::AnyPool;
-use sqlx::any::AnyPoolOptions;
+use std::str::FromStr;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use algorithm_versions::{NewVersion, PublishRecord, Published, VersionRow};
 pub use algorithms::AlgorithmRow;
@@ -53,10 +57,7 @@ pub use webhooks::{CredentialRow, EndpointRow, Entity};
 
 use crate::clock::{self, SharedClock};
 
-/// A connection inside a transaction (either backend).
-type Conn = sqlx::AnyConnection;
-/// A result row (either backend).
-type Row = sqlx::any::AnyRow;
+use db::{Conn, Pool, Row, query};
 
 /// Which database the store talks to. The SQL is shared; the few statements
 /// that differ ask [`Store::backend`].
@@ -123,9 +124,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The database handle. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
+    pool: Pool,
     clock: SharedClock,
-    backend: Backend,
     /// The PostgreSQL URL, for LISTEN connections (never logged: it may hold a password).
     postgres_url: Option<std::sync::Arc<str>>,
 }
@@ -135,7 +135,6 @@ impl Store {
     /// `url` is `sqlite://PATH` or `postgres://…`; without one, SQLite in
     /// `DATA_DIR/gensail.db`.
     pub async fn open(url: Option<&str>, data_dir: &Path, clock: SharedClock) -> anyhow::Result<Self> {
-        sqlx::any::install_default_drivers();
         let url = match url {
             Some(url) => url.to_owned(),
             None => {
@@ -149,7 +148,13 @@ impl Store {
             } else {
                 format!("{url}?mode=rwc")
             };
-            let pool = AnyPoolOptions::new()
+            // WAL: readers never block the writer; a busy writer is waited for, not failed.
+            let options = SqliteConnectOptions::from_str(&url)?
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 // A write that fails for lack of space can leave SQLite inside
                 // a transaction that sqlx no longer knows about (SQLite rolls
@@ -160,55 +165,40 @@ impl Store {
                 // is locked", even after space returns). A connection given
                 // back inside a transaction is closed instead of pooled.
                 .after_release(|conn, _| Box::pin(async move { Ok(outside_transaction(conn).await) }))
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        // WAL: readers never block the writer; a busy writer is waited for, not failed.
-                        for pragma in [
-                            "PRAGMA journal_mode = WAL",
-                            "PRAGMA synchronous = NORMAL",
-                            "PRAGMA foreign_keys = ON",
-                            "PRAGMA busy_timeout = 10000",
-                        ] {
-                            sqlx::Executor::execute(&mut *conn, pragma).await?;
-                        }
-                        Ok(())
-                    })
-                })
-                .connect(&url)
+                .connect_with(options)
                 .await?;
             sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-            (pool, Backend::Sqlite)
+            Pool::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let pool = AnyPoolOptions::new()
+            let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect(&url)
                 .await?;
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-            (pool, Backend::Postgres)
+            Pool::Postgres(pool)
         } else {
             anyhow::bail!("unsupported database URL {url:?}: use sqlite://PATH or postgres://USER@HOST/DATABASE");
         };
-        let postgres_url = (pool.1 == Backend::Postgres).then(|| std::sync::Arc::from(url.as_str()));
+        let postgres_url = (pool.backend() == Backend::Postgres).then(|| std::sync::Arc::from(url.as_str()));
         Ok(Self {
-            pool: pool.0,
+            pool,
             clock,
-            backend: pool.1,
             postgres_url,
         })
     }
 
     /// Which database this is.
     pub fn backend(&self) -> Backend {
-        self.backend
+        self.pool.backend()
     }
 
     /// Tells every server listening (PostgreSQL `NOTIFY gensail_work`) that
     /// jobs were created, so workers in other processes claim them at once
     /// instead of at their next poll. SQLite: nothing to do.
     pub async fn announce_work(&self) -> StoreResult<()> {
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_notify('gensail_work', '')")
+        if self.backend() == Backend::Postgres {
+            query("SELECT pg_notify('gensail_work', '')")
                 .execute(&self.pool)
                 .await?;
         }
@@ -251,7 +241,7 @@ impl Store {
     /// LOCKED`, so concurrent claimers take different rows instead of queueing
     /// on (and then both updating) the same one; SQLite has a single writer.
     fn skip_locked(&self) -> &'static str {
-        match self.backend {
+        match self.backend() {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         }
@@ -262,8 +252,8 @@ impl Store {
     /// job from rows of other tables run one after the other. SQLite already
     /// runs writing transactions one at a time.
     async fn lock_job(&self, tx: &mut Conn, job_id: i64) -> StoreResult<()> {
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT id FROM jobs WHERE id = $1 FOR UPDATE")
+        if self.backend() == Backend::Postgres {
+            query("SELECT id FROM jobs WHERE id = $1 FOR UPDATE")
                 .bind(job_id)
                 .execute(&mut *tx)
                 .await?;
@@ -274,7 +264,7 @@ impl Store {
     /// Whether the database accepts a write, not only a read: a heartbeat row
     /// is written and committed. On a full disk this fails, and says so.
     pub async fn check_writable(&self) -> StoreResult<()> {
-        sqlx::query(
+        query(
             "INSERT INTO service_settings (name, value, created_at) VALUES ('readiness_heartbeat', $1, $1)
              ON CONFLICT (name) DO UPDATE SET value = excluded.value",
         )
@@ -300,19 +290,9 @@ pub fn config_sha256(config: &serde_json::Value) -> String {
     hex::encode(Sha256::digest(config.to_string().as_bytes()))
 }
 
-/// A nullable float to bind, as text, for a `CAST($n AS DOUBLE PRECISION)` in
-/// the SQL. sqlx 0.8's `Any` driver binds a NULL `Option<f64>` as a PostgreSQL
-/// float4 (its float cases are swapped), and a connection that prepared a
-/// statement with that NULL then rejects a later execution's 8-byte value
-/// ("incorrect binary data format in bind parameter"). Text with a cast means
-/// the same on both databases and has one type whether NULL or not.
-fn nullable_float(value: Option<f64>) -> Option<String> {
-    value.map(|v| v.to_string())
-}
-
 /// Whether a SQLite connection is outside any transaction: a plain `BEGIN`
 /// (which takes no lock) succeeds only there, and is rolled back at once.
-async fn outside_transaction(conn: &mut Conn) -> bool {
+async fn outside_transaction(conn: &mut sqlx::SqliteConnection) -> bool {
     if sqlx::Executor::execute(&mut *conn, "BEGIN").await.is_err() {
         tracing::warn!("a database connection was left inside a transaction (after a failed write); closing it");
         return false;

@@ -2,8 +2,8 @@
 
 use gensail_engine::RunReport;
 use serde::Serialize;
-use sqlx::Row;
 
+use super::db::query;
 use super::{Backend, JobRow, Store, StoreError, StoreResult, from_json, placeholders};
 use crate::jobs::{JobStatus, RunStatus, transitions};
 
@@ -149,7 +149,7 @@ const OLDEST_CLAIM: &str = concat!(
 impl Store {
     /// A job's runs, oldest first.
     pub async fn runs_for_job(&self, job_id: i64) -> StoreResult<Vec<RunRow>> {
-        let rows = sqlx::query("SELECT * FROM algorithm_runs WHERE job_id = $1 ORDER BY id")
+        let rows = query("SELECT * FROM algorithm_runs WHERE job_id = $1 ORDER BY id")
             .bind(job_id)
             .fetch_all(&self.pool)
             .await?;
@@ -158,7 +158,7 @@ impl Store {
 
     /// One run.
     pub async fn run(&self, id: i64) -> StoreResult<RunRow> {
-        let row = sqlx::query("SELECT * FROM algorithm_runs WHERE id = $1")
+        let row = query("SELECT * FROM algorithm_runs WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -175,7 +175,7 @@ impl Store {
         root_job_id: i64,
         algorithm_ids: &[String],
     ) -> StoreResult<Vec<ExistingRun>> {
-        let rows = sqlx::query(
+        let rows = query(
             "WITH RECURSIVE call_jobs(id) AS (
                  SELECT CAST($1 AS BIGINT)
                  UNION ALL SELECT j.id FROM jobs j JOIN call_jobs c ON j.parent_job_id = c.id
@@ -234,7 +234,7 @@ impl Store {
         // PostgreSQL: another worker may hold the lock on the fair choice (the
         // only waiting job of its workspace) for the moment of its own claim;
         // rather than idle, this worker takes the oldest job not locked.
-        if claimed.is_none() && self.backend == Backend::Postgres {
+        if claimed.is_none() && self.backend() == Backend::Postgres {
             claimed = self
                 .claim_next(&mut tx, worker, lease_until, &now, OLDEST_CLAIM)
                 .await?;
@@ -261,7 +261,7 @@ impl Store {
              WHERE job_id = $3 AND status IN ({}) RETURNING id, algorithm_id, config",
             placeholders(4, sources.len())
         );
-        let mut query = sqlx::query(&sql).bind(RunStatus::Running).bind(&now).bind(job_id);
+        let mut query = query(&sql).bind(RunStatus::Running).bind(&now).bind(job_id);
         for from in sources {
             query = query.bind(from);
         }
@@ -289,7 +289,7 @@ impl Store {
     ) -> StoreResult<Option<super::Row>> {
         // PostgreSQL: concurrent workers skip a job another is claiming instead
         // of both taking it; SQLite has one writer at a time and needs no lock.
-        Ok(sqlx::query(&format!(
+        Ok(query(&format!(
             "UPDATE jobs SET lease_owner = $1, lease_expires_at = $2, updated_at = $3,
                  lost_leases = lost_leases + CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END,
                  previous_lease_owner = lease_owner
@@ -309,7 +309,7 @@ impl Store {
     /// Gives a job back without losing the lease (a worker stopping cleanly):
     /// any worker takes it at once, and it does not count as a lost lease.
     pub async fn release_lease(&self, job_id: i64, worker: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL WHERE id = $1 AND lease_owner = $2")
+        query("UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL WHERE id = $1 AND lease_owner = $2")
             .bind(job_id)
             .bind(worker)
             .execute(&self.pool)
@@ -319,7 +319,7 @@ impl Store {
 
     /// Extends a worker's lease; false when the lease was lost to another worker.
     pub async fn renew_lease(&self, job_id: i64, worker: &str, lease_until: &str) -> StoreResult<bool> {
-        let changed = sqlx::query("UPDATE jobs SET lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3")
+        let changed = query("UPDATE jobs SET lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3")
             .bind(lease_until)
             .bind(job_id)
             .bind(worker)
@@ -352,7 +352,7 @@ impl Store {
             placeholders(13, sources.len())
         );
         let mut tx = self.pool.begin().await?;
-        let mut query = sqlx::query(&sql)
+        let mut query = query(&sql)
             .bind(to)
             .bind(report.version.to_string())
             .bind(&report.component_sha256)
@@ -382,7 +382,7 @@ impl Store {
             placeholders(5, sources.len())
         );
         let mut tx = self.pool.begin().await?;
-        let mut query = sqlx::query(&sql)
+        let mut query = query(&sql)
             .bind(RunStatus::Failed)
             .bind(error.to_string())
             .bind(&now)
@@ -398,12 +398,7 @@ impl Store {
 
     /// Ends the transaction that settled a run: a run that was settled now
     /// gets its webhook delivery in the same transaction (the outbox).
-    async fn commit_settled_run(
-        mut tx: sqlx::Transaction<'_, sqlx::Any>,
-        run_id: i64,
-        settled: bool,
-        now: &str,
-    ) -> StoreResult<bool> {
+    async fn commit_settled_run(mut tx: super::db::Tx, run_id: i64, settled: bool, now: &str) -> StoreResult<bool> {
         if settled {
             Self::enqueue_delivery(&mut tx, run_id, now).await?;
         }
@@ -431,15 +426,11 @@ impl Store {
             placeholders(5, sources.len())
         );
         // Runs still to do are those a claim would start: the ones that may become running.
-        let mut query = sqlx::query(&sql)
-            .bind(job_id)
-            .bind(&now)
-            .bind(worker)
-            .bind(RunStatus::Failed);
+        let mut release = query(&sql).bind(job_id).bind(&now).bind(worker).bind(RunStatus::Failed);
         for from in sources {
-            query = query.bind(from);
+            release = release.bind(from);
         }
-        let Some(row) = query.fetch_optional(&mut *tx).await? else {
+        let Some(row) = release.fetch_optional(&mut *tx).await? else {
             return Ok(None);
         };
         let (from, total, failed): (JobStatus, i64, i64) =
@@ -454,7 +445,7 @@ impl Store {
         };
         Self::move_job(&mut tx, job_id, from, status, &now).await?;
         let error = (outcome == JobStatus::Failed).then_some("every algorithm run failed");
-        sqlx::query("UPDATE jobs SET analysis_outcome = $1, error = COALESCE($2, error) WHERE id = $3")
+        query("UPDATE jobs SET analysis_outcome = $1, error = COALESCE($2, error) WHERE id = $3")
             .bind(outcome)
             .bind(error)
             .bind(job_id)

@@ -1,8 +1,8 @@
 //! Partners, organizations and workspaces.
 
 use serde::Serialize;
-use sqlx::Row;
 
+use super::db::{query, query_scalar};
 use super::{Store, StoreError, StoreResult};
 
 /// A partner.
@@ -50,7 +50,7 @@ impl Store {
     /// Creates a partner.
     pub async fn create_partner(&self, name: &str) -> StoreResult<Partner> {
         let now = self.now();
-        let id: i64 = sqlx::query_scalar("INSERT INTO partners (name, created_at) VALUES ($1, $2) RETURNING id")
+        let id: i64 = query_scalar("INSERT INTO partners (name, created_at) VALUES ($1, $2) RETURNING id")
             .bind(name)
             .bind(&now)
             .fetch_one(&self.pool)
@@ -66,14 +66,13 @@ impl Store {
     pub async fn create_organization(&self, partner_id: i64, name: &str) -> StoreResult<Organization> {
         self.partner(partner_id).await?;
         let now = self.now();
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO organizations (partner_id, name, created_at) VALUES ($1, $2, $3) RETURNING id",
-        )
-        .bind(partner_id)
-        .bind(name)
-        .bind(&now)
-        .fetch_one(&self.pool)
-        .await?;
+        let id: i64 =
+            query_scalar("INSERT INTO organizations (partner_id, name, created_at) VALUES ($1, $2, $3) RETURNING id")
+                .bind(partner_id)
+                .bind(name)
+                .bind(&now)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(Organization {
             id,
             partner_id,
@@ -91,7 +90,7 @@ impl Store {
     ) -> StoreResult<Workspace> {
         self.organization(organization_id).await?;
         let now = self.now();
-        let id: i64 = sqlx::query_scalar("INSERT INTO workspaces (organization_id, name, min_duration_seconds, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
+        let id: i64 = query_scalar("INSERT INTO workspaces (organization_id, name, min_duration_seconds, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
             .bind(organization_id)
             .bind(name)
             .bind(min_duration_seconds.unwrap_or(30))
@@ -103,7 +102,7 @@ impl Store {
 
     /// Changes a workspace's ingestion filter.
     pub async fn set_min_duration(&self, workspace_id: i64, seconds: i64) -> StoreResult<Workspace> {
-        let changed = sqlx::query("UPDATE workspaces SET min_duration_seconds = $1 WHERE id = $2")
+        let changed = query("UPDATE workspaces SET min_duration_seconds = $1 WHERE id = $2")
             .bind(seconds)
             .bind(workspace_id)
             .execute(&self.pool)
@@ -117,7 +116,7 @@ impl Store {
 
     /// A partner by ID.
     pub async fn partner(&self, id: i64) -> StoreResult<Partner> {
-        let row = sqlx::query("SELECT id, name, created_at FROM partners WHERE id = $1")
+        let row = query("SELECT id, name, created_at FROM partners WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -131,7 +130,7 @@ impl Store {
 
     /// An organization by ID.
     pub async fn organization(&self, id: i64) -> StoreResult<Organization> {
-        let row = sqlx::query("SELECT id, partner_id, name, created_at FROM organizations WHERE id = $1")
+        let row = query("SELECT id, partner_id, name, created_at FROM organizations WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -146,7 +145,7 @@ impl Store {
 
     /// A workspace by ID, with its partner.
     pub async fn workspace(&self, id: i64) -> StoreResult<Workspace> {
-        let row = sqlx::query(
+        let row = query(
             "SELECT w.id, w.organization_id, o.partner_id, w.name, w.min_duration_seconds, w.created_at
              FROM workspaces w JOIN organizations o ON o.id = w.organization_id WHERE w.id = $1",
         )
@@ -166,7 +165,7 @@ impl Store {
 
     /// The oldest workspace with this name (the demo finds its own by name).
     pub async fn find_workspace_by_name(&self, name: &str) -> StoreResult<Option<Workspace>> {
-        let row = sqlx::query("SELECT id FROM workspaces WHERE name = $1 ORDER BY id LIMIT 1")
+        let row = query("SELECT id FROM workspaces WHERE name = $1 ORDER BY id LIMIT 1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;

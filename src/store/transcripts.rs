@@ -3,8 +3,8 @@
 use gensail_host_api::Transcript;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
+use super::db::query;
 use super::{Store, StoreError, StoreResult, from_json};
 
 /// What `GET /jobs/{id}` says about a transcript without returning it.
@@ -32,7 +32,7 @@ impl Store {
         let content = serde_json::to_string(transcript).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let sha256 = hex::encode(Sha256::digest(content.as_bytes()));
         let speech = transcript.segments.iter().filter(|s| !s.text.trim().is_empty()).count();
-        let inserted = sqlx::query(
+        let inserted = query(
             "INSERT INTO transcripts (sha256, segment_count, word_count, duration_ms, speech_segment_count, created_at)
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sha256) DO NOTHING",
         )
@@ -46,7 +46,7 @@ impl Store {
         .await?
         .rows_affected();
         if inserted == 1 {
-            sqlx::query("INSERT INTO transcript_contents (sha256, content) VALUES ($1, $2)")
+            query("INSERT INTO transcript_contents (sha256, content) VALUES ($1, $2)")
                 .bind(&sha256)
                 .bind(&content)
                 .execute(&mut *tx)
@@ -57,7 +57,7 @@ impl Store {
 
     /// The transcript with this hash.
     pub async fn transcript(&self, sha256: &str) -> StoreResult<Transcript> {
-        let row = sqlx::query("SELECT content FROM transcript_contents WHERE sha256 = $1")
+        let row = query("SELECT content FROM transcript_contents WHERE sha256 = $1")
             .bind(sha256)
             .fetch_optional(&self.pool)
             .await?
@@ -67,7 +67,7 @@ impl Store {
 
     /// Counts about a transcript, without loading it.
     pub async fn transcript_summary(&self, sha256: &str) -> StoreResult<TranscriptSummary> {
-        let row = sqlx::query("SELECT sha256, segment_count, speech_segment_count, word_count, duration_ms FROM transcripts WHERE sha256 = $1")
+        let row = query("SELECT sha256, segment_count, speech_segment_count, word_count, duration_ms FROM transcripts WHERE sha256 = $1")
             .bind(sha256)
             .fetch_optional(&self.pool)
             .await?

@@ -1,8 +1,8 @@
 //! Webhook endpoints and outbound credentials per partner, organization or workspace.
 
 use serde::Serialize;
-use sqlx::Row;
 
+use super::db::query;
 use super::{Store, StoreError, StoreResult};
 
 /// Which tenant level a webhook setting belongs to.
@@ -108,12 +108,12 @@ impl Store {
         new_secret_hint: &str,
     ) -> StoreResult<bool> {
         let now = self.now();
-        let row = sqlx::query(
+        let row = query(
             "INSERT INTO webhook_endpoints (entity_type, entity_id, url, signing_secret_enc, signing_secret_hint, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $6)
              ON CONFLICT (entity_type, entity_id) DO UPDATE SET url = excluded.url, updated_at = excluded.updated_at,
                  disabled_at = NULL, disabled_reason = NULL
-             RETURNING CASE WHEN signing_secret_enc = $4 THEN 1 ELSE 0 END AS created",
+             RETURNING CAST(CASE WHEN signing_secret_enc = $4 THEN 1 ELSE 0 END AS BIGINT) AS created",
         )
         .bind(entity.type_name())
         .bind(entity.id())
@@ -128,7 +128,7 @@ impl Store {
 
     /// An entity's own endpoint.
     pub async fn endpoint(&self, entity: Entity) -> StoreResult<Option<EndpointRow>> {
-        let row = sqlx::query("SELECT * FROM webhook_endpoints WHERE entity_type = $1 AND entity_id = $2")
+        let row = query("SELECT * FROM webhook_endpoints WHERE entity_type = $1 AND entity_id = $2")
             .bind(entity.type_name())
             .bind(entity.id())
             .fetch_optional(&self.pool)
@@ -153,7 +153,7 @@ impl Store {
     /// Sets an entity's outbound credential (secret already sealed).
     pub async fn put_credential(&self, entity: Entity, credential: &CredentialRow) -> StoreResult<()> {
         let now = self.now();
-        sqlx::query(
+        query(
             "INSERT INTO webhook_credentials (entity_type, entity_id, auth_type, secret_enc, secret_hint, key_id, username, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
              ON CONFLICT (entity_type, entity_id) DO UPDATE SET auth_type = excluded.auth_type, secret_enc = excluded.secret_enc,
@@ -174,7 +174,7 @@ impl Store {
 
     /// An entity's own credential.
     pub async fn credential(&self, entity: Entity) -> StoreResult<Option<CredentialRow>> {
-        let row = sqlx::query("SELECT * FROM webhook_credentials WHERE entity_type = $1 AND entity_id = $2")
+        let row = query("SELECT * FROM webhook_credentials WHERE entity_type = $1 AND entity_id = $2")
             .bind(entity.type_name())
             .bind(entity.id())
             .fetch_optional(&self.pool)
@@ -196,7 +196,7 @@ impl Store {
     }
 
     async fn delete_webhook_row(&self, table: &'static str, entity: Entity, what: &'static str) -> StoreResult<()> {
-        let changed = sqlx::query(&format!(
+        let changed = query(&format!(
             "DELETE FROM {table} WHERE entity_type = $1 AND entity_id = $2"
         ))
         .bind(entity.type_name())
