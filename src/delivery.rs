@@ -17,6 +17,7 @@ use sha2::Sha256;
 use tokio::sync::watch;
 
 use crate::clock;
+use crate::jobs::AuthType;
 use crate::state::AppState;
 use crate::store::{AttemptOutcome, DeliveryWork, JobRow, RunRow};
 
@@ -291,7 +292,7 @@ async fn attempt(state: &AppState, client: &reqwest::Client, work: &DeliveryWork
     };
     let now = state.store.clock().now();
     let body = payload(&job, &run, duration, &clock::format(now)).to_string();
-    let (signing_secret, key_id) = match credential.as_ref().filter(|c| c.auth_type == "hmac") {
+    let (signing_secret, key_id) = match credential.as_ref().filter(|c| c.auth_type == AuthType::Hmac) {
         Some(c) => (c.secret_enc.as_deref().map(|s| state.secrets.open(s)), c.key_id.clone()),
         None => (Some(state.secrets.open(&endpoint.signing_secret_enc)), None),
     };
@@ -312,14 +313,14 @@ async fn attempt(state: &AppState, client: &reqwest::Client, work: &DeliveryWork
         .body(body);
     if let Some(c) = &credential {
         let secret = c.secret_enc.as_deref().map(|s| state.secrets.open(s));
-        match (c.auth_type.as_str(), secret) {
-            ("bearer", Some(Ok(token))) => request = request.bearer_auth(token),
-            ("basic", Some(Ok(password))) => {
+        match (c.auth_type, secret) {
+            (AuthType::Bearer, Some(Ok(token))) => request = request.bearer_auth(token),
+            (AuthType::Basic, Some(Ok(password))) => {
                 let pair = base64::engine::general_purpose::STANDARD
                     .encode(format!("{}:{password}", c.username.clone().unwrap_or_default()));
                 request = request.header("authorization", format!("Basic {pair}"));
             }
-            ("bearer" | "basic", _) => {
+            (AuthType::Bearer | AuthType::Basic, _) => {
                 return Attempt::Refused("the credential cannot be read with this service key".into());
             }
             _ => {}

@@ -72,7 +72,7 @@ pub async fn seed(state: &AppState, address: std::net::SocketAddr) -> anyhow::Re
                 .create_job(NewJob {
                     workspace_id: workspace.id,
                     parent_job_id: None,
-                    kind: "ingest",
+                    kind: crate::jobs::JobKind::Ingest,
                     status: crate::jobs::JobStatus::Analyzing,
                     runs: store.new_runs(workspace.id, &algorithm_ids).await?,
                     algorithm_ids: algorithm_ids.clone(),

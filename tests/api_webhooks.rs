@@ -148,7 +148,10 @@ async fn credentials_of_each_type_are_write_only() {
             json!({"auth_type": "none", "token": "x"}),
             "token not used by auth_type none",
         ),
-        (json!({"auth_type": "oauth"}), "auth_type must be"),
+        (
+            json!({"auth_type": "oauth"}),
+            "auth_type: unknown variant `oauth`, expected one of",
+        ),
     ] {
         let r = put(body.clone()).await;
         assert_eq!(r.status, 422, "{body}");

@@ -21,6 +21,7 @@ use super::auth::Caller;
 use super::error::{ApiBytes, ApiError, ApiPath, ApiResult};
 #[allow(unused_imports)]
 use super::openapi::*;
+use crate::jobs::{AlgorithmScope, AlgorithmStatus};
 use crate::lifecycle::{self, Manifest, PublishError, PublishOutcome, Publisher};
 use crate::state::AppState;
 use crate::store::Scope;
@@ -30,7 +31,7 @@ use crate::store::Scope;
 #[serde(deny_unknown_fields)]
 pub struct QueryManifest {
     algorithm_id: Option<String>,
-    scope_type: Option<String>,
+    scope_type: Option<AlgorithmScope>,
     scope_id: Option<i64>,
     description: Option<String>,
     activate: Option<bool>,
@@ -262,15 +263,15 @@ async fn publish_scope(
     caller: &Caller,
     manifest: &Manifest,
     id: &str,
-) -> ApiResult<(String, Option<i64>)> {
+) -> ApiResult<(AlgorithmScope, Option<i64>)> {
     match state.store.algorithm(id).await {
         Ok(existing) => {
-            if !may_manage(state, caller, &existing.scope_type, existing.scope_id).await? {
+            if !may_manage(state, caller, existing.scope_type, existing.scope_id).await? {
                 return Err(ApiError::Forbidden(format!(
                     "Not authorized to publish versions of {id}: the ID belongs to another scope; choose another algorithm ID"
                 )));
             }
-            let differs = manifest.scope_type.as_ref().is_some_and(|t| *t != existing.scope_type)
+            let differs = manifest.scope_type.is_some_and(|t| t != existing.scope_type)
                 || (manifest.scope_type.is_some() && manifest.scope_id != existing.scope_id);
             if differs {
                 return Err(ApiError::Conflict(format!(
@@ -288,14 +289,14 @@ async fn publish_scope(
 
 /// The scope of a new ID: the manifest's, checked against what the caller may
 /// publish; by default global (platform keys) or the key's partner.
-async fn new_scope(state: &AppState, caller: &Caller, manifest: &Manifest) -> ApiResult<(String, Option<i64>)> {
-    let scope = match (&manifest.scope_type, caller.scope()) {
-        (Some(t), _) => (t.clone(), manifest.scope_id),
-        (None, Scope::Partner(p)) => ("partner".to_owned(), Some(p)),
-        (None, _) => ("global".to_owned(), None),
+async fn new_scope(state: &AppState, caller: &Caller, manifest: &Manifest) -> ApiResult<(AlgorithmScope, Option<i64>)> {
+    let scope = match (manifest.scope_type, caller.scope()) {
+        (Some(t), _) => (t, manifest.scope_id),
+        (None, Scope::Partner(p)) => (AlgorithmScope::Partner, Some(p)),
+        (None, _) => (AlgorithmScope::Global, None),
     };
-    check_scope(state, &scope.0, scope.1).await?;
-    if !may_manage(state, caller, &scope.0, scope.1).await? {
+    check_scope(state, scope.0, scope.1).await?;
+    if !may_manage(state, caller, scope.0, scope.1).await? {
         return Err(ApiError::Forbidden(format!(
             "A partner key publishes only algorithms scoped to its own partner or one of its organizations, not scope_type {}{}",
             scope.0,
@@ -370,7 +371,7 @@ pub async fn versions(
     ApiPath(algorithm_id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let row = visible(&state, &caller, &algorithm_id).await?;
-    let active = (row.status == "active").then_some(row.version);
+    let active = (row.status == AlgorithmStatus::Active).then_some(row.version);
     Ok(Json(json!({
         "algorithm_id": algorithm_id,
         "status": row.status,

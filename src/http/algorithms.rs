@@ -15,6 +15,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
 #[allow(unused_imports)]
 use super::openapi::*;
+use crate::jobs::{AlgorithmScope, AlgorithmStatus};
 use crate::state::AppState;
 use crate::store::{AlgorithmRow, Scope};
 
@@ -46,7 +47,7 @@ pub async fn list(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScopeChange {
-    scope_type: String,
+    scope_type: AlgorithmScope,
     scope_id: Option<i64>,
 }
 
@@ -60,12 +61,12 @@ pub async fn set_scope(
     ApiJson(body): ApiJson<ScopeChange>,
 ) -> ApiResult<Json<Value>> {
     caller.require_platform()?;
-    check_scope(&state, &body.scope_type, body.scope_id).await?;
+    check_scope(&state, body.scope_type, body.scope_id).await?;
     Ok(Json(
         serde_json::to_value(
             state
                 .store
-                .set_algorithm_scope(&algorithm_id, &body.scope_type, body.scope_id)
+                .set_algorithm_scope(&algorithm_id, body.scope_type, body.scope_id)
                 .await?,
         )
         .map_err(anyhow::Error::from)?,
@@ -74,30 +75,27 @@ pub async fn set_scope(
 
 /// Checks a scope: its type is known and its `scope_id` names an existing
 /// partner or organization when (and only when) the type needs one.
-pub(super) async fn check_scope(state: &AppState, scope_type: &str, scope_id: Option<i64>) -> ApiResult<()> {
+pub(super) async fn check_scope(state: &AppState, scope_type: AlgorithmScope, scope_id: Option<i64>) -> ApiResult<()> {
     match (scope_type, scope_id) {
-        ("global" | "workspace", None) => Ok(()),
-        ("workspace", Some(_)) => Err(ApiError::unprocessable(
+        (AlgorithmScope::Global | AlgorithmScope::Workspace, None) => Ok(()),
+        (AlgorithmScope::Workspace, Some(_)) => Err(ApiError::unprocessable(
             "scope_type workspace takes no scope_id: assign the algorithm to workspaces instead",
         )),
-        ("global", Some(_)) => Err(ApiError::unprocessable("a global algorithm has no scope_id")),
-        ("partner", Some(id)) => state
+        (AlgorithmScope::Global, Some(_)) => Err(ApiError::unprocessable("a global algorithm has no scope_id")),
+        (AlgorithmScope::Partner, Some(id)) => state
             .store
             .partner(id)
             .await
             .map(|_| ())
             .map_err(|_| ApiError::NotFound(format!("Partner {id} not found"))),
-        ("organization", Some(id)) => state
+        (AlgorithmScope::Organization, Some(id)) => state
             .store
             .organization(id)
             .await
             .map(|_| ())
             .map_err(|_| ApiError::NotFound(format!("Organization {id} not found"))),
-        ("partner" | "organization", None) => Err(ApiError::unprocessable(format!(
+        (AlgorithmScope::Partner | AlgorithmScope::Organization, None) => Err(ApiError::unprocessable(format!(
             "scope_id is required for scope_type {scope_type}"
-        ))),
-        (other, _) => Err(ApiError::unprocessable(format!(
-            "scope_type must be global, partner, organization or workspace (assigned workspaces only), not {other:?}"
         ))),
     }
 }
@@ -107,13 +105,13 @@ pub(super) async fn check_scope(state: &AppState, scope_type: &str, scope_id: Op
 pub(super) async fn may_manage(
     state: &AppState,
     caller: &Caller,
-    scope_type: &str,
+    scope_type: AlgorithmScope,
     scope_id: Option<i64>,
 ) -> ApiResult<bool> {
     Ok(match (caller.scope(), scope_type, scope_id) {
         (Scope::Platform, _, _) => true,
-        (Scope::Partner(p), "partner", Some(id)) => p == id,
-        (Scope::Partner(p), "organization", Some(id)) => {
+        (Scope::Partner(p), AlgorithmScope::Partner, Some(id)) => p == id,
+        (Scope::Partner(p), AlgorithmScope::Organization, Some(id)) => {
             state.store.organization(id).await.is_ok_and(|o| o.partner_id == p)
         }
         _ => false,
@@ -129,7 +127,7 @@ pub(super) async fn visible(state: &AppState, caller: &Caller, id: &str) -> ApiR
         Err(crate::store::StoreError::NotFound(_)) => return Err(not_found()),
         Err(e) => return Err(e.into()),
     };
-    if may_manage(state, caller, &row.scope_type, row.scope_id).await?
+    if may_manage(state, caller, row.scope_type, row.scope_id).await?
         || state.store.algorithm_visible(id, caller.scope()).await?
     {
         Ok(row)
@@ -141,7 +139,7 @@ pub(super) async fn visible(state: &AppState, caller: &Caller, id: &str) -> ApiR
 /// The algorithm, if the caller manages it: 404 when it cannot see it, 403 when it can but does not manage it.
 pub(super) async fn managed(state: &AppState, caller: &Caller, id: &str) -> ApiResult<AlgorithmRow> {
     let row = visible(state, caller, id).await?;
-    if may_manage(state, caller, &row.scope_type, row.scope_id).await? {
+    if may_manage(state, caller, row.scope_type, row.scope_id).await? {
         Ok(row)
     } else {
         Err(ApiError::Forbidden(format!(
@@ -167,7 +165,7 @@ pub async fn get(
 pub(super) async fn describe(state: &AppState, row: AlgorithmRow) -> ApiResult<Value> {
     let id = row.algorithm_id.clone();
     let mut value = serde_json::to_value(&row).map_err(anyhow::Error::from)?;
-    value["active_version"] = if row.status == "inactive" {
+    value["active_version"] = if row.status == AlgorithmStatus::Inactive {
         Value::Null
     } else {
         json!(row.version)
@@ -188,7 +186,7 @@ pub async fn disable(
     caller: Caller,
     ApiPath(algorithm_id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
-    set_status(&state, &caller, &algorithm_id, "disabled").await
+    set_status(&state, &caller, &algorithm_id, AlgorithmStatus::Disabled).await
 }
 
 /// `POST /algorithms/{id}/enable`: serves the active version again.
@@ -198,19 +196,19 @@ pub async fn enable(
     caller: Caller,
     ApiPath(algorithm_id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
-    set_status(&state, &caller, &algorithm_id, "active").await
+    set_status(&state, &caller, &algorithm_id, AlgorithmStatus::Active).await
 }
 
-async fn set_status(state: &AppState, caller: &Caller, id: &str, status: &str) -> ApiResult<Json<Value>> {
+async fn set_status(state: &AppState, caller: &Caller, id: &str, status: AlgorithmStatus) -> ApiResult<Json<Value>> {
     let row = managed(state, caller, id).await?;
-    if row.status == "inactive" {
+    if row.status == AlgorithmStatus::Inactive {
         return Err(ApiError::Conflict(format!(
             "{id} has no active version yet: activate one with POST /api/v1/algorithms/{id}/activate {{\"version\": \"{}\"}}",
             row.version
         )));
     }
     if row.status != status {
-        if status == "active" {
+        if status == AlgorithmStatus::Active {
             // Load before the database says it serves, so a version that no longer loads is refused here.
             let loaded = crate::lifecycle::load_version(&state.engine, &state.store, id, &row.version).await?;
             state.store.set_algorithm_status(id, status, Some(caller.0.id)).await?;

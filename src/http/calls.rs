@@ -11,7 +11,7 @@ use super::error::{ApiJson, ApiResult};
 #[allow(unused_imports)]
 use super::openapi::*;
 use super::validate;
-use crate::jobs::JobStatus;
+use crate::jobs::{JobKind, JobStatus};
 use crate::state::AppState;
 use crate::store::{NewJob, TranscriptSource, Workspace};
 
@@ -83,7 +83,7 @@ pub async fn ingest_transcript(
         .create_job(NewJob {
             workspace_id: workspace.id,
             parent_job_id: None,
-            kind: "ingest",
+            kind: JobKind::Ingest,
             status: if skipped.is_some() {
                 JobStatus::Skipped
             } else {
@@ -138,7 +138,7 @@ pub async fn ingest_audio(
         .create_job(NewJob {
             workspace_id: workspace.id,
             parent_job_id: None,
-            kind: "ingest",
+            kind: JobKind::Ingest,
             status: if skipped.is_some() {
                 JobStatus::Skipped
             } else {

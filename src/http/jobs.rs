@@ -12,7 +12,7 @@ use super::error::{ApiBytes, ApiError, ApiJson, ApiPath, ApiResult};
 #[allow(unused_imports)]
 use super::openapi::*;
 use super::validate;
-use crate::jobs::{JobStatus, RunStatus};
+use crate::jobs::{JobKind, JobStatus, RunStatus};
 use crate::state::AppState;
 use crate::store::{JobFilter, JobRow};
 
@@ -470,7 +470,7 @@ async fn rerun_failed(state: &AppState, job: JobRow) -> ApiResult<(StatusCode, J
     let event = format!("Retry of job {}: rerunning {}", job.job_id, failed.join(", "));
     let child = state
         .store
-        .create_child_job(&job, "retry", runs, job.analytics_only, event)
+        .create_child_job(&job, JobKind::Retry, runs, job.analytics_only, event)
         .await?;
     state.wake_worker();
     Ok((

@@ -10,6 +10,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
 #[allow(unused_imports)]
 use super::openapi::*;
+use crate::jobs::KeyScopeType;
 use crate::state::AppState;
 use crate::store::Scope;
 
@@ -41,7 +42,7 @@ pub struct NewWorkspace {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
-    scope_type: String,
+    scope_type: KeyScopeType,
     scope_id: Option<i64>,
 }
 
@@ -140,21 +141,15 @@ pub async fn create_key(
     ApiJson(body): ApiJson<NewKey>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require_platform()?;
-    let scope = match (body.scope_type.as_str(), body.scope_id) {
-        ("platform", None) => Scope::Platform,
-        ("partner", Some(id)) => Scope::Partner(state.store.partner(id).await?.id),
-        ("organization", Some(id)) => Scope::Organization(state.store.organization(id).await?.id),
-        ("workspace", Some(id)) => Scope::Workspace(state.store.workspace(id).await?.id),
-        ("platform", Some(_)) => return Err(ApiError::unprocessable("a platform key has no scope_id")),
-        ("partner" | "organization" | "workspace", None) => {
+    let scope = match (body.scope_type, body.scope_id) {
+        (KeyScopeType::Platform, None) => Scope::Platform,
+        (KeyScopeType::Partner, Some(id)) => Scope::Partner(state.store.partner(id).await?.id),
+        (KeyScopeType::Organization, Some(id)) => Scope::Organization(state.store.organization(id).await?.id),
+        (KeyScopeType::Workspace, Some(id)) => Scope::Workspace(state.store.workspace(id).await?.id),
+        (KeyScopeType::Platform, Some(_)) => return Err(ApiError::unprocessable("a platform key has no scope_id")),
+        (level, None) => {
             return Err(ApiError::unprocessable(format!(
-                "scope_id is required for scope_type {}",
-                body.scope_type
-            )));
-        }
-        (other, _) => {
-            return Err(ApiError::unprocessable(format!(
-                "scope_type must be platform, partner, organization or workspace, not {other:?}"
+                "scope_id is required for scope_type {level}"
             )));
         }
     };
@@ -162,7 +157,7 @@ pub async fn create_key(
     Ok((
         StatusCode::CREATED,
         Json(
-            json!({"id": key.id, "token": token, "scope_type": scope.type_name(), "scope_id": scope.id(), "token_hint": key.token_hint}),
+            json!({"id": key.id, "token": token, "scope_type": scope.level(), "scope_id": scope.id(), "token_hint": key.token_hint}),
         ),
     ))
 }

@@ -12,6 +12,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
 #[allow(unused_imports)]
 use super::openapi::*;
+use crate::jobs::AuthType;
 use crate::secrets::hint;
 use crate::state::AppState;
 use crate::store::{CredentialRow, Entity};
@@ -27,7 +28,7 @@ pub struct EndpointBody {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialBody {
-    auth_type: String,
+    auth_type: AuthType,
     token: Option<String>,
     secret: Option<String>,
     key_id: Option<String>,
@@ -137,7 +138,7 @@ pub async fn delete_endpoint(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn required<'a>(value: &'a Option<String>, field: &str, auth_type: &str) -> ApiResult<&'a str> {
+fn required<'a>(value: &'a Option<String>, field: &str, auth_type: AuthType) -> ApiResult<&'a str> {
     value
         .as_deref()
         .map(str::trim)
@@ -153,38 +154,33 @@ pub async fn put_credential(
     ApiPath((entity_type, id)): ApiPath<(String, i64)>,
     ApiJson(body): ApiJson<CredentialBody>,
 ) -> ApiResult<Json<Value>> {
-    let auth = body.auth_type.as_str();
+    let auth = body.auth_type;
     let unexpected: Vec<&str> = [
-        ("token", body.token.is_some() && auth != "bearer"),
-        ("secret", body.secret.is_some() && auth != "hmac"),
-        ("key_id", body.key_id.is_some() && auth != "hmac"),
-        ("username", body.username.is_some() && auth != "basic"),
-        ("password", body.password.is_some() && auth != "basic"),
+        ("token", body.token.is_some() && auth != AuthType::Bearer),
+        ("secret", body.secret.is_some() && auth != AuthType::Hmac),
+        ("key_id", body.key_id.is_some() && auth != AuthType::Hmac),
+        ("username", body.username.is_some() && auth != AuthType::Basic),
+        ("password", body.password.is_some() && auth != AuthType::Basic),
     ]
     .into_iter()
     .filter_map(|(f, bad)| bad.then_some(f))
     .collect();
     let (secret, key_id, username) = match auth {
-        "none" => (None, None, None),
-        "bearer" => (Some(required(&body.token, "token", auth)?), None, None),
-        "hmac" => {
+        AuthType::None => (None, None, None),
+        AuthType::Bearer => (Some(required(&body.token, "token", auth)?), None, None),
+        AuthType::Hmac => {
             let secret = required(&body.secret, "secret", auth)?;
             if secret.len() < 16 {
                 return Err(ApiError::unprocessable("secret must be at least 16 characters"));
             }
             (Some(secret), Some(required(&body.key_id, "key_id", auth)?), None)
         }
-        "basic" => {
+        AuthType::Basic => {
             let user = required(&body.username, "username", auth)?;
             if user.contains(':') {
                 return Err(ApiError::unprocessable("username must not contain ':'"));
             }
             (Some(required(&body.password, "password", auth)?), None, Some(user))
-        }
-        other => {
-            return Err(ApiError::unprocessable(format!(
-                "auth_type must be none, bearer, hmac or basic, not {other:?}"
-            )));
         }
     };
     if !unexpected.is_empty() {
@@ -195,7 +191,7 @@ pub async fn put_credential(
     }
     let entity = entity(&state, &caller, &entity_type, id).await?;
     let row = CredentialRow {
-        auth_type: auth.to_owned(),
+        auth_type: auth,
         secret_enc: secret.map(|s| state.secrets.seal(s)),
         secret_hint: secret.map(hint),
         key_id: key_id.map(str::to_owned),

@@ -1,11 +1,6 @@
 //! The statuses, as closed enums. Each has one spelling, used on the wire and
 //! stored in the database; the database's CHECK constraints list the same words.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
-use sqlx::error::BoxDynError;
-
 /// Lets each database driver read a status from its text column. (Statuses
 /// are bound as their words: see the store's `db::Arg`.)
 macro_rules! read_as_text {
@@ -22,7 +17,7 @@ macro_rules! read_as_text {
             }
 
             impl<'r> sqlx::Decode<'r, $db> for $name {
-                fn decode(value: <$db as sqlx::Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+                fn decode(value: <$db as sqlx::Database>::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
                     let word = <&str as sqlx::Decode<'r, $db>>::decode(value)?;
                     Self::parse(word).ok_or_else(|| format!("{word:?} is not a {}", stringify!($name)).into())
                 }
@@ -30,20 +25,27 @@ macro_rules! read_as_text {
         )+
     };
 }
+pub(crate) use read_as_text;
 
-/// Defines a status enum with its words, parsing, display, and reading from
-/// the database as text; statuses reach SQL only as bound values.
-macro_rules! statuses {
+/// One of the closed sets of words ([`words!`]): how the store binds it.
+pub trait Word: Copy {
+    /// The word, as stored.
+    fn word(self) -> &'static str;
+}
+
+/// Defines a closed set of words (a status, a kind, a scope) as an enum with
+/// its words, parsing, display, serde, OpenAPI, and reading from the database
+/// as text; the words reach SQL only as bound values.
+macro_rules! words {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $word:literal,)+ }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-        #[serde(rename_all = "lowercase")]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
         pub enum $name {
-            $($(#[$vdoc])* $variant,)+
+            $($(#[$vdoc])* #[serde(rename = $word)] $variant,)+
         }
 
         impl $name {
-            /// Every status, in lifecycle order.
+            /// Every word, in lifecycle order.
             pub const ALL: &[Self] = &[$(Self::$variant,)+];
 
             /// The word, as stored and as sent.
@@ -62,17 +64,24 @@ macro_rules! statuses {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        read_as_text!($name, sqlx::Sqlite, sqlx::Postgres);
+        impl $crate::jobs::Word for $name {
+            fn word(self) -> &'static str {
+                self.as_str()
+            }
+        }
+
+        $crate::jobs::status::read_as_text!($name, sqlx::Sqlite, sqlx::Postgres);
     };
 }
+pub(crate) use words;
 
-statuses! {
+words! {
     /// Where a job is in its lifecycle.
     JobStatus {
         /// Waiting for a worker (older rows; new jobs start analyzing).
@@ -94,7 +103,7 @@ statuses! {
     }
 }
 
-statuses! {
+words! {
     /// Where one algorithm run of a job is.
     RunStatus {
         /// Waiting for a worker.
@@ -108,7 +117,7 @@ statuses! {
     }
 }
 
-statuses! {
+words! {
     /// Where one webhook delivery (a run's result to one endpoint) is.
     DeliveryStatus {
         /// Due now or at `next_attempt_at`.
@@ -157,6 +166,7 @@ impl RunStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jobs::kinds;
 
     #[test]
     fn words_round_trip_through_parse_and_serde() {
@@ -171,14 +181,22 @@ mod tests {
         for s in DeliveryStatus::ALL {
             assert_eq!(DeliveryStatus::parse(s.as_str()), Some(*s));
         }
+        assert_eq!(serde_json::to_value(kinds::JobKind::OnDemand).unwrap(), "on_demand");
+        for s in kinds::AuthType::ALL {
+            assert_eq!(
+                serde_json::from_value::<kinds::AuthType>(s.as_str().into()).unwrap(),
+                *s
+            );
+        }
         assert_eq!(JobStatus::parse("done"), None);
         assert_eq!(JobStatus::outcome(0, 0), JobStatus::Completed);
         assert_eq!(JobStatus::outcome(3, 3), JobStatus::Failed);
         assert_eq!(JobStatus::outcome(3, 1), JobStatus::Partial);
     }
 
-    /// Statuses reach SQL only as bound values of these enums: a status word
-    /// quoted as an SQL literal anywhere in the service's source fails here.
+    /// Statuses, kinds and scopes reach SQL only as bound values of these
+    /// enums: one of their words quoted as an SQL literal anywhere in the
+    /// service's source fails here.
     #[test]
     fn no_query_spells_a_status() {
         let words: Vec<&str> = JobStatus::ALL
@@ -186,6 +204,11 @@ mod tests {
             .map(|s| s.as_str())
             .chain(RunStatus::ALL.iter().map(|s| s.as_str()))
             .chain(DeliveryStatus::ALL.iter().map(|s| s.as_str()))
+            .chain(kinds::JobKind::ALL.iter().map(|s| s.as_str()))
+            .chain(kinds::AlgorithmStatus::ALL.iter().map(|s| s.as_str()))
+            .chain(kinds::AlgorithmScope::ALL.iter().map(|s| s.as_str()))
+            .chain(kinds::KeyScopeType::ALL.iter().map(|s| s.as_str()))
+            .chain(kinds::AuthType::ALL.iter().map(|s| s.as_str()))
             .collect();
         let mut found = Vec::new();
         let mut dirs = vec![std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/src"))];
@@ -209,6 +232,10 @@ mod tests {
             }
         }
         assert!(files > 20, "the source tree was not found");
-        assert!(found.is_empty(), "bind the status enums instead:\n{}", found.join("\n"));
+        assert!(
+            found.is_empty(),
+            "bind the enums of src/jobs instead:\n{}",
+            found.join("\n")
+        );
     }
 }

@@ -26,6 +26,7 @@ use gensail_engine::{Engine, LimitOverrides, LoadError, LoadedAlgorithm};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::jobs::{AlgorithmScope, AlgorithmStatus};
 use crate::state::AppState;
 use crate::store::{AlgorithmRow, NewVersion, PublishRecord, Published, Store, StoreError, VersionRow};
 use golden::GoldenReport;
@@ -40,7 +41,7 @@ pub struct Manifest {
     pub algorithm_id: Option<String>,
     /// `global`, `partner`, `organization` or `workspace` (a new ID only;
     /// default: global for platform keys, the key's partner for partner keys).
-    pub scope_type: Option<String>,
+    pub scope_type: Option<AlgorithmScope>,
     /// The partner or organization of a `partner` / `organization` scope.
     pub scope_id: Option<i64>,
     /// Replaces the description the component's metadata gives.
@@ -138,7 +139,7 @@ pub async fn commit(
     candidate: &Arc<LoadedAlgorithm>,
     bytes: &[u8],
     manifest: &Manifest,
-    scope: (String, Option<i64>),
+    scope: (AlgorithmScope, Option<i64>),
     publisher: Publisher,
 ) -> Result<PublishOutcome, PublishError> {
     let info = &candidate.info;
@@ -266,7 +267,7 @@ async fn sync_row(
     hint: Option<&Arc<LoadedAlgorithm>>,
 ) -> anyhow::Result<()> {
     let id = row.algorithm_id.as_str();
-    if row.status != "active" {
+    if row.status != AlgorithmStatus::Active {
         if engine.registry().remove(id).is_some() {
             tracing::info!(algorithm_id = id, status = %row.status, "algorithm unloaded");
         }
@@ -364,7 +365,12 @@ pub async fn register_bundled(state: &AppState) -> anyhow::Result<Vec<Arc<Loaded
                 "the bundled build differs from the published component of the same version; keeping the published one"
             ),
             Err(StoreError::NotFound(_)) => {
-                let active = state.store.algorithm(id).await.ok().filter(|a| a.status != "inactive");
+                let active = state
+                    .store
+                    .algorithm(id)
+                    .await
+                    .ok()
+                    .filter(|a| a.status != AlgorithmStatus::Inactive);
                 let newer = active
                     .as_ref()
                     .is_none_or(|a| semver::Version::parse(&a.version).is_ok_and(|v| info.version > v));
@@ -378,7 +384,7 @@ pub async fn register_bundled(state: &AppState) -> anyhow::Result<Vec<Arc<Loaded
                     &algorithm,
                     bytes,
                     &manifest,
-                    ("global".into(), None),
+                    (AlgorithmScope::Global, None),
                     Publisher {
                         source: "bundled",
                         key_id: None,
@@ -412,7 +418,7 @@ pub async fn publish_bytes(
         &candidate,
         bytes,
         &manifest,
-        ("global".into(), None),
+        (AlgorithmScope::Global, None),
         Publisher { source, key_id: None },
     )
     .await

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::db::{query, query_scalar};
 use super::{AlgorithmRow, Store, StoreError, StoreResult, from_json};
+use crate::jobs::{AlgorithmScope, AlgorithmStatus};
 
 /// One published version of an algorithm, as `GET /algorithms/{id}/versions` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -64,7 +65,7 @@ pub struct NewVersion<'a> {
 #[derive(Debug, Clone)]
 pub struct PublishRecord {
     /// Scope of a new algorithm ID (an existing ID keeps its own).
-    pub scope_type: String,
+    pub scope_type: AlgorithmScope,
     /// The partner or organization of that scope.
     pub scope_id: Option<i64>,
     /// Replaces the algorithm's default config when given.
@@ -99,13 +100,14 @@ fn version_row(r: &super::Row) -> StoreResult<VersionRow> {
         size_bytes: r.get("size_bytes"),
         limits: from_json(r.get::<&str, _>("limits"))?,
         source: r.get("source"),
-        active: r.get::<i64, _>("active") != 0,
+        active: r.try_get::<AlgorithmStatus, _>("algorithm_status")? == AlgorithmStatus::Active
+            && r.get::<&str, _>("algorithm_version") == r.get::<&str, _>("version"),
         created_at: r.get("created_at"),
     })
 }
 
-const VERSION_COLUMNS: &str =
-    "v.*, CAST(CASE WHEN a.status = 'active' AND a.version = v.version THEN 1 ELSE 0 END AS BIGINT) AS active
+/// A version with its algorithm's status and version, to tell whether it is the active one.
+const VERSION_COLUMNS: &str = "v.*, a.status AS algorithm_status, a.version AS algorithm_version
      FROM algorithm_versions v JOIN algorithms a ON a.id = v.algorithm_id";
 
 fn parse_version(text: &str) -> StoreResult<Version> {
@@ -138,10 +140,10 @@ impl Store {
             .bind(&version)
             .bind(v.component_sha256)
             .bind(v.description)
-            .bind(&r.scope_type)
+            .bind(r.scope_type)
             .bind(r.scope_id)
             .bind(r.default_config.as_ref().map_or_else(|| "{}".to_owned(), |c| c.to_string()))
-            .bind(if r.activate { "active" } else { "inactive" })
+            .bind(if r.activate { AlgorithmStatus::Active } else { AlgorithmStatus::Inactive })
             .bind(&now)
             .execute(&mut *tx)
             .await?;
@@ -202,9 +204,12 @@ impl Store {
                 id = v.algorithm_id
             )));
         }
-        let previous_version = before
-            .filter(|b| b.get::<&str, _>("status") != "inactive")
-            .map(|b| b.get::<String, _>("version"));
+        let previous_version = match before {
+            Some(b) if b.try_get::<AlgorithmStatus, _>("status")? != AlgorithmStatus::Inactive => {
+                Some(b.get::<String, _>("version"))
+            }
+            _ => None,
+        };
         if let Some(config) = &r.default_config {
             query("UPDATE algorithms SET default_config = $1, updated_at = $2 WHERE id = $3")
                 .bind(config.to_string())
@@ -269,13 +274,14 @@ impl Store {
     ) -> StoreResult<()> {
         let changed = query(
             "UPDATE algorithms SET version = v.version, component_sha256 = v.component_sha256, description = v.description,
-                 status = 'active', updated_at = $3
+                 status = $4, updated_at = $3
              FROM (SELECT version, component_sha256, description FROM algorithm_versions WHERE algorithm_id = $1 AND version = $2) AS v
              WHERE algorithms.id = $1",
         )
         .bind(algorithm_id)
         .bind(version)
         .bind(now)
+        .bind(AlgorithmStatus::Active)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -308,7 +314,7 @@ impl Store {
     pub async fn set_algorithm_status(
         &self,
         algorithm_id: &str,
-        status: &str,
+        status: AlgorithmStatus,
         key_id: Option<i64>,
     ) -> StoreResult<AlgorithmRow> {
         let now = self.now();
@@ -321,7 +327,11 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
         let version = version.ok_or(StoreError::NotFound("algorithm"))?;
-        let action = if status == "active" { "enable" } else { "disable" };
+        let action = if status == AlgorithmStatus::Active {
+            "enable"
+        } else {
+            "disable"
+        };
         Self::log_activation(&mut tx, algorithm_id, &version, action, key_id, &now).await?;
         tx.commit().await?;
         self.algorithm(algorithm_id).await

@@ -6,8 +6,9 @@
 
 use serde::Serialize;
 
-use super::db::query;
+use super::db::{Query, query};
 use super::{Store, StoreError, StoreResult, Workspace, from_json};
+use crate::jobs::{AlgorithmScope, AlgorithmStatus};
 
 /// An algorithm as the API shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -22,19 +23,30 @@ pub struct AlgorithmRow {
     /// What it does.
     pub description: String,
     /// `global`, `partner`, `organization` or `workspace` (assigned only).
-    pub scope_type: String,
+    pub scope_type: AlgorithmScope,
     /// The partner or organization it is scoped to.
     pub scope_id: Option<i64>,
     /// Config used when a workspace sets none.
     pub default_config: serde_json::Value,
     /// `active` (runnable), `disabled`, or `inactive` (no version activated yet).
-    pub status: String,
+    pub status: AlgorithmStatus,
 }
 
-const AVAILABLE: &str = "a.status = 'active' AND (a.scope_type = 'global'
-      OR (a.scope_type = 'partner' AND a.scope_id = $2)
-      OR (a.scope_type = 'organization' AND a.scope_id = $3)
+/// The algorithms available to workspace `$1` of partner `$2` and organization
+/// `$3`; `$4` to `$7` are the words [`bind_available`] binds.
+const AVAILABLE: &str = "a.status = $4 AND (a.scope_type = $5
+      OR (a.scope_type = $6 AND a.scope_id = $2)
+      OR (a.scope_type = $7 AND a.scope_id = $3)
       OR a.id IN (SELECT algorithm_id FROM workspace_algorithms WHERE workspace_id = $1))";
+
+/// Binds the words [`AVAILABLE`] compares with, as `$4` to `$7`.
+fn bind_available(query: Query<'_>) -> Query<'_> {
+    query
+        .bind(AlgorithmStatus::Active)
+        .bind(AlgorithmScope::Global)
+        .bind(AlgorithmScope::Partner)
+        .bind(AlgorithmScope::Organization)
+}
 
 fn algorithm(r: &super::Row) -> StoreResult<AlgorithmRow> {
     Ok(AlgorithmRow {
@@ -42,10 +54,10 @@ fn algorithm(r: &super::Row) -> StoreResult<AlgorithmRow> {
         version: r.get("version"),
         component_sha256: r.get("component_sha256"),
         description: r.get("description"),
-        scope_type: r.get("scope_type"),
+        scope_type: r.try_get("scope_type")?,
         scope_id: r.get("scope_id"),
         default_config: from_json(r.get::<&str, _>("default_config"))?,
-        status: r.get("status"),
+        status: r.try_get("status")?,
     })
 }
 
@@ -62,7 +74,7 @@ impl Store {
     pub async fn set_algorithm_scope(
         &self,
         id: &str,
-        scope_type: &str,
+        scope_type: AlgorithmScope,
         scope_id: Option<i64>,
     ) -> StoreResult<AlgorithmRow> {
         let changed = query("UPDATE algorithms SET scope_type = $1, scope_id = $2, updated_at = $3 WHERE id = $4")
@@ -90,14 +102,17 @@ impl Store {
             Scope::Workspace(w) => ("w.id", w),
         };
         let visible = query(&format!(
-            "SELECT 1 FROM algorithms a WHERE a.id = $1 AND (a.scope_type = 'global' OR EXISTS (
+            "SELECT 1 FROM algorithms a WHERE a.id = $1 AND (a.scope_type = $3 OR EXISTS (
                  SELECT 1 FROM workspaces w JOIN organizations o ON o.id = w.organization_id
-                 WHERE {reach} = $2 AND ((a.scope_type = 'partner' AND a.scope_id = o.partner_id)
-                     OR (a.scope_type = 'organization' AND a.scope_id = o.id)
+                 WHERE {reach} = $2 AND ((a.scope_type = $4 AND a.scope_id = o.partner_id)
+                     OR (a.scope_type = $5 AND a.scope_id = o.id)
                      OR a.id IN (SELECT algorithm_id FROM workspace_algorithms wa WHERE wa.workspace_id = w.id))))"
         ))
         .bind(id)
         .bind(scope_id)
+        .bind(AlgorithmScope::Global)
+        .bind(AlgorithmScope::Partner)
+        .bind(AlgorithmScope::Organization)
         .fetch_optional(&self.pool)
         .await?;
         Ok(visible.is_some())
@@ -136,12 +151,12 @@ impl Store {
 
     /// Every algorithm the workspace may run, by ID.
     pub async fn available_algorithms(&self, workspace: &Workspace) -> StoreResult<Vec<AlgorithmRow>> {
-        let rows = query(&format!("SELECT * FROM algorithms a WHERE {AVAILABLE} ORDER BY a.id"))
+        let sql = format!("SELECT * FROM algorithms a WHERE {AVAILABLE} ORDER BY a.id");
+        let available = query(&sql)
             .bind(workspace.id)
             .bind(workspace.partner_id)
-            .bind(workspace.organization_id)
-            .fetch_all(&self.pool)
-            .await?;
+            .bind(workspace.organization_id);
+        let rows = bind_available(available).fetch_all(&self.pool).await?;
         rows.iter().map(algorithm).collect()
     }
 

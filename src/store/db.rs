@@ -18,7 +18,7 @@ use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Decode, Encode, Postgres, Sqlite, Transaction, Type};
 
 use super::Backend;
-use crate::jobs::{DeliveryStatus, JobStatus, RunStatus};
+use crate::jobs::Word;
 
 /// A pool of connections to one of the two databases.
 #[derive(Clone)]
@@ -148,11 +148,19 @@ args! {
     Option<String> => |v| Arg::OwnedText(v);
     &'q [u8] => |v| Arg::Bytes(Some(v));
     &'q Vec<u8> => |v| Arg::Bytes(Some(v));
-    JobStatus => |v| Arg::Text(Some(v.as_str()));
-    &JobStatus => |v| Arg::Text(Some(v.as_str()));
-    Option<JobStatus> => |v| Arg::Text(v.map(JobStatus::as_str));
-    RunStatus => |v| Arg::Text(Some(v.as_str()));
-    DeliveryStatus => |v| Arg::Text(Some(v.as_str()));
+}
+
+/// Statuses, kinds and scopes are bound as their words.
+impl<'q, W: Word> From<W> for Arg<'q> {
+    fn from(word: W) -> Self {
+        Arg::Text(Some(word.word()))
+    }
+}
+
+impl<'q, W: Word> From<Option<W>> for Arg<'q> {
+    fn from(word: Option<W>) -> Self {
+        Arg::Text(word.map(W::word))
+    }
 }
 
 /// A statement and the values bound to it, like `sqlx::query`.

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::db::{query, query_scalar};
 use super::{ExistingRun, Scope, Store, StoreError, StoreResult, from_json};
-use crate::jobs::{JobStatus, RunStatus, transitions};
+use crate::jobs::{JobKind, JobStatus, RunStatus, transitions};
 
 /// A job as stored.
 #[derive(Debug, Clone, Serialize)]
@@ -18,7 +18,7 @@ pub struct JobRow {
     /// The job it was created from (child jobs).
     pub parent_job_id: Option<i64>,
     /// `ingest`, `on_demand` or `retry`.
-    pub kind: String,
+    pub kind: JobKind,
     /// Lifecycle status.
     pub status: JobStatus,
     /// The algorithms this job runs.
@@ -91,7 +91,7 @@ pub struct NewJob {
     /// The parent, for child jobs.
     pub parent_job_id: Option<i64>,
     /// `ingest`, `on_demand` or `retry`.
-    pub kind: &'static str,
+    pub kind: JobKind,
     /// Initial status (one of [`transitions::JOB_STARTS`]).
     pub status: JobStatus,
     /// The algorithms the job is for.
@@ -225,7 +225,7 @@ impl Store {
     pub async fn create_child_job(
         &self,
         parent: &JobRow,
-        kind: &'static str,
+        kind: JobKind,
         runs: Vec<NewRun>,
         analytics_only: bool,
         event: String,
@@ -297,7 +297,7 @@ impl Store {
             .collect::<Vec<_>>()
             .join(", ");
         let event = format!("On-demand analysis job created from job {} for {names}", parent.job_id);
-        let child = child_job(parent, "on_demand", to_run, analytics_only, event)?;
+        let child = child_job(parent, JobKind::OnDemand, to_run, analytics_only, event)?;
         let child_id = Self::insert_job(&mut tx, &child, webhook, &now).await?;
         let line = format!("Child job {child_id} created to run {names}");
         Self::add_event_in(&mut tx, parent.job_id, "info", &line, &now).await?;
@@ -329,7 +329,7 @@ pub enum OnDemand {
 /// `analytics_only`.
 fn child_job(
     parent: &JobRow,
-    kind: &'static str,
+    kind: JobKind,
     runs: Vec<NewRun>,
     analytics_only: bool,
     event: String,
@@ -528,7 +528,7 @@ impl Store {
         sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", next()));
         let mut query = query(&sql).bind(scope.id());
         for s in &filter.statuses {
-            query = query.bind(s);
+            query = query.bind(*s);
         }
         if let Some(s) = &filter.since {
             query = query.bind(s);

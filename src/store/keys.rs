@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::db::{query, query_scalar};
 use super::{Store, StoreError, StoreResult};
+use crate::jobs::KeyScopeType;
 
 /// What a key may reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -22,13 +23,13 @@ pub enum Scope {
 }
 
 impl Scope {
-    /// `platform`, `partner`, `organization` or `workspace`.
-    pub fn type_name(&self) -> &'static str {
+    /// Its level: `platform`, `partner`, `organization` or `workspace`.
+    pub fn level(&self) -> KeyScopeType {
         match self {
-            Self::Platform => "platform",
-            Self::Partner(_) => "partner",
-            Self::Organization(_) => "organization",
-            Self::Workspace(_) => "workspace",
+            Self::Platform => KeyScopeType::Platform,
+            Self::Partner(_) => KeyScopeType::Partner,
+            Self::Organization(_) => KeyScopeType::Organization,
+            Self::Workspace(_) => KeyScopeType::Workspace,
         }
     }
 
@@ -40,13 +41,13 @@ impl Scope {
         }
     }
 
-    fn from_parts(kind: &str, id: Option<i64>) -> StoreResult<Self> {
-        Ok(match (kind, id) {
-            ("platform", _) => Self::Platform,
-            ("partner", Some(id)) => Self::Partner(id),
-            ("organization", Some(id)) => Self::Organization(id),
-            ("workspace", Some(id)) => Self::Workspace(id),
-            _ => return Err(StoreError::Corrupt(format!("key scope {kind}/{id:?}"))),
+    fn from_parts(level: KeyScopeType, id: Option<i64>) -> StoreResult<Self> {
+        Ok(match (level, id) {
+            (KeyScopeType::Platform, _) => Self::Platform,
+            (KeyScopeType::Partner, Some(id)) => Self::Partner(id),
+            (KeyScopeType::Organization, Some(id)) => Self::Organization(id),
+            (KeyScopeType::Workspace, Some(id)) => Self::Workspace(id),
+            (level, None) => return Err(StoreError::Corrupt(format!("a {level} key without a scope ID"))),
         })
     }
 }
@@ -121,7 +122,7 @@ impl Store {
         )
         .bind(token_sha256(token))
         .bind(&hint)
-        .bind(scope.type_name())
+        .bind(scope.level())
         .bind(scope.id())
         .bind(&now)
         .fetch_optional(&self.pool)
@@ -148,7 +149,7 @@ impl Store {
         row.map(|r| {
             Ok(ApiKey {
                 id: r.get("id"),
-                scope: Scope::from_parts(r.get("scope_type"), r.get("scope_id"))?,
+                scope: Scope::from_parts(r.try_get("scope_type")?, r.get("scope_id"))?,
                 token_hint: r.get("token_hint"),
                 created_at: r.get("created_at"),
             })
@@ -158,7 +159,8 @@ impl Store {
 
     /// Whether any live platform key exists (a first start creates one).
     pub async fn has_platform_key(&self) -> StoreResult<bool> {
-        let row = query("SELECT COUNT(*) AS n FROM api_keys WHERE scope_type = 'platform' AND revoked_at IS NULL")
+        let row = query("SELECT COUNT(*) AS n FROM api_keys WHERE scope_type = $1 AND revoked_at IS NULL")
+            .bind(KeyScopeType::Platform)
             .fetch_one(&self.pool)
             .await?;
         Ok(row.get::<i64, _>("n") > 0)

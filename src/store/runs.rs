@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::db::query;
 use super::{Backend, JobRow, Store, StoreError, StoreResult, from_json, placeholders};
-use crate::jobs::{JobStatus, RunStatus, transitions};
+use crate::jobs::{AlgorithmStatus, JobStatus, RunStatus, transitions};
 
 /// A run as the API shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -181,7 +181,7 @@ impl Store {
                  UNION ALL SELECT j.id FROM jobs j JOIN call_jobs c ON j.parent_job_id = c.id
              )
              SELECT r.id, r.algorithm_id, r.status, r.job_id, r.algorithm_version,
-                    CASE WHEN a.status = 'active' THEN a.version END AS active_version
+                    CASE WHEN a.status = $3 THEN a.version END AS active_version
              FROM algorithm_runs r LEFT JOIN algorithms a ON a.id = r.algorithm_id
              WHERE r.job_id IN (SELECT id FROM call_jobs)
                AND r.status <> $2
@@ -189,6 +189,7 @@ impl Store {
         )
         .bind(root_job_id)
         .bind(RunStatus::Failed)
+        .bind(AlgorithmStatus::Active)
         .fetch_all(&mut *tx)
         .await?;
         let found = rows

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::db::query;
 use super::{Store, StoreError, StoreResult};
+use crate::jobs::AuthType;
 
 /// Which tenant level a webhook setting belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -67,8 +68,8 @@ pub struct EndpointRow {
 /// A stored outbound credential (its secret sealed).
 #[derive(Debug, Clone)]
 pub struct CredentialRow {
-    /// none, bearer, hmac or basic.
-    pub auth_type: String,
+    /// How requests authenticate.
+    pub auth_type: AuthType,
     /// The sealed token, HMAC secret or password.
     pub secret_enc: Option<String>,
     /// `...abcd`.
@@ -161,7 +162,7 @@ impl Store {
         )
         .bind(entity.type_name())
         .bind(entity.id())
-        .bind(&credential.auth_type)
+        .bind(credential.auth_type)
         .bind(&credential.secret_enc)
         .bind(&credential.secret_hint)
         .bind(&credential.key_id)
@@ -179,14 +180,17 @@ impl Store {
             .bind(entity.id())
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| CredentialRow {
-            auth_type: r.get("auth_type"),
-            secret_enc: r.get("secret_enc"),
-            secret_hint: r.get("secret_hint"),
-            key_id: r.get("key_id"),
-            username: r.get("username"),
-            updated_at: r.get("updated_at"),
-        }))
+        row.map(|r| {
+            Ok(CredentialRow {
+                auth_type: r.try_get("auth_type")?,
+                secret_enc: r.get("secret_enc"),
+                secret_hint: r.get("secret_hint"),
+                key_id: r.get("key_id"),
+                username: r.get("username"),
+                updated_at: r.get("updated_at"),
+            })
+        })
+        .transpose()
     }
 
     /// Removes an entity's credential.
