@@ -87,6 +87,9 @@ pub enum StoreError {
     /// A status change the job rules do not allow (a bug; nothing was written).
     #[error(transparent)]
     Illegal(#[from] crate::jobs::IllegalTransition),
+    /// The store's filesystem has (almost) no space left.
+    #[error("the database's filesystem is full")]
+    StorageFull,
 }
 
 impl StoreError {
@@ -94,7 +97,7 @@ impl StoreError {
     /// `SQLITE_FULL` (13), PostgreSQL's `disk_full` (SQLSTATE 53100). The
     /// request may succeed later, when space returns; nothing was written.
     pub fn is_storage_full(&self) -> bool {
-        is_storage_full_code(self.database_code().as_deref())
+        matches!(self, Self::StorageFull) || is_storage_full_code(self.database_code().as_deref())
     }
 
     /// Whether the database refused text a client sent: PostgreSQL cannot
@@ -118,6 +121,10 @@ fn is_storage_full_code(code: Option<&str>) -> bool {
     matches!(code, Some("13" | "53100"))
 }
 
+/// Below this much free space on the SQLite store's filesystem the service
+/// is not ready: a job with its transcript needs about this much.
+const MIN_FREE_BYTES: u64 = 1 << 20;
+
 /// Result of store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -128,6 +135,8 @@ pub struct Store {
     clock: SharedClock,
     /// The PostgreSQL URL, for LISTEN connections (never logged: it may hold a password).
     postgres_url: Option<std::sync::Arc<str>>,
+    /// The SQLite database file, whose filesystem readiness watches.
+    sqlite_file: Option<std::sync::Arc<Path>>,
 }
 
 impl Store {
@@ -142,6 +151,7 @@ impl Store {
                 format!("sqlite://{}", data_dir.join("gensail.db").display())
             }
         };
+        let mut sqlite_file = None;
         let pool = if url.starts_with("sqlite:") {
             let url = if url.contains('?') {
                 url.clone()
@@ -149,7 +159,9 @@ impl Store {
                 format!("{url}?mode=rwc")
             };
             // WAL: readers never block the writer; a busy writer is waited for, not failed.
-            let options = SqliteConnectOptions::from_str(&url)?
+            let options = SqliteConnectOptions::from_str(&url)?;
+            sqlite_file = Some(std::sync::Arc::from(options.get_filename()));
+            let options = options
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
@@ -185,6 +197,7 @@ impl Store {
             pool,
             clock,
             postgres_url,
+            sqlite_file,
         })
     }
 
@@ -262,7 +275,10 @@ impl Store {
     }
 
     /// Whether the database accepts a write, not only a read: a heartbeat row
-    /// is written and committed. On a full disk this fails, and says so.
+    /// is written and committed. On a full disk this fails, and says so. The
+    /// heartbeat may still fit in pages SQLite already has while new rows do
+    /// not, so on SQLite the store's filesystem must also have
+    /// [`MIN_FREE_BYTES`] free.
     pub async fn check_writable(&self) -> StoreResult<()> {
         query(
             "INSERT INTO service_settings (name, value, created_at) VALUES ('readiness_heartbeat', $1, $1)
@@ -271,6 +287,16 @@ impl Store {
         .bind(self.now())
         .execute(&self.pool)
         .await?;
+        if let Some(file) = &self.sqlite_file {
+            let dir = file
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let fs = rustix::fs::statvfs(dir).map_err(|e| sqlx::Error::Io(e.into()))?;
+            if fs.f_bavail.saturating_mul(fs.f_frsize) < MIN_FREE_BYTES {
+                return Err(StoreError::StorageFull);
+            }
+        }
         Ok(())
     }
 
