@@ -13,18 +13,18 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Query, Request, State};
 use axum::http::{StatusCode, header};
 use gensail_engine::LoadError;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::algorithms::{check_scope, describe, managed, may_manage, visible};
+use super::algorithms::{AlgorithmView, check_scope, describe, managed, may_manage, visible};
 use super::auth::Caller;
 use super::error::{ApiBytes, ApiError, ApiPath, ApiResult};
-#[allow(unused_imports)]
-use super::openapi::*;
+use super::openapi::ErrorBody;
 use crate::jobs::{AlgorithmScope, AlgorithmStatus};
 use crate::lifecycle::{self, Manifest, PublishError, PublishOutcome, Publisher};
 use crate::state::AppState;
 use crate::store::Scope;
+use crate::store::VersionRow;
 
 /// Manifest fields a raw `application/wasm` publish takes from the query string.
 #[derive(Debug, Default, Deserialize)]
@@ -89,7 +89,7 @@ impl QueryManifest {
 /// `POST /algorithms`: publishes a component. Send it as `application/wasm`
 /// (manifest fields in the query string), or as `multipart/form-data` with a
 /// `component` part and an optional `manifest` part (JSON).
-#[utoipa::path(post, path = "/api/v1/algorithms", tag = "algorithms", request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component; or multipart/form-data with parts component and manifest"), responses((status = 201, description = "Published", body = AnyObject), (status = 200, description = "This exact component was already published", body = AnyObject), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/algorithms", tag = "algorithms", request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component; or multipart/form-data with parts component and manifest"), responses((status = 201, description = "Published", body = PublishOutcome), (status = 200, description = "This exact component was already published", body = PublishOutcome), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn publish(
     State(state): State<AppState>,
     caller: Caller,
@@ -364,38 +364,51 @@ fn publish_error(e: PublishError) -> ApiError {
 
 /// `GET /algorithms/{id}/versions`: every published version, newest first,
 /// with its sha256, source and whether it is active.
-#[utoipa::path(get, path = "/api/v1/algorithms/{algorithm_id}/versions", tag = "algorithms", params(("algorithm_id" = String, Path)), responses((status = 200, body = AnyObject), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/algorithms/{algorithm_id}/versions", tag = "algorithms", params(("algorithm_id" = String, Path)), responses((status = 200, body = VersionHistory), (status = 404, body = ErrorBody)))]
 pub async fn versions(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(algorithm_id): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<VersionHistory>> {
     let row = visible(&state, &caller, &algorithm_id).await?;
-    let active = (row.status == AlgorithmStatus::Active).then_some(row.version);
-    Ok(Json(json!({
-        "algorithm_id": algorithm_id,
-        "status": row.status,
-        "active_version": active,
-        "versions": state.store.versions(&algorithm_id).await?,
-    })))
+    Ok(Json(VersionHistory {
+        active_version: (row.status == AlgorithmStatus::Active).then_some(row.version),
+        status: row.status,
+        versions: state.store.versions(&algorithm_id).await?,
+        algorithm_id,
+    }))
+}
+
+/// `GET /algorithms/{id}/versions`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionHistory {
+    algorithm_id: String,
+    /// Whether workspaces can run it.
+    status: AlgorithmStatus,
+    /// The version new runs use; null unless the algorithm is active.
+    active_version: Option<String>,
+    /// Every published version, newest first.
+    versions: Vec<VersionRow>,
 }
 
 /// Body of `activate` (required version) and `rollback` (optional version).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VersionChoice {
+    /// A published version, e.g. `1.2.0`.
+    #[schema(example = "1.2.0")]
     version: Option<String>,
 }
 
 /// `POST /algorithms/{id}/activate` `{"version": "5.1.0"}`: new runs use that
 /// published version (older or newer than the current one).
-#[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/activate", tag = "algorithms", params(("algorithm_id" = String, Path)), request_body = AnyObject, responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/activate", tag = "algorithms", params(("algorithm_id" = String, Path)), request_body = VersionChoice, responses((status = 200, body = AlgorithmView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn activate(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(algorithm_id): ApiPath<String>,
     ApiBytes(body): ApiBytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AlgorithmView>> {
     let choice = version_choice(&body)?;
     let Some(version) = choice.version else {
         return Err(ApiError::unprocessable(
@@ -407,13 +420,13 @@ pub async fn activate(
 
 /// `POST /algorithms/{id}/rollback` (optional `{"version": "5.0.0"}`): goes
 /// back to the version that was active before the current one, or to the one named.
-#[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/rollback", tag = "algorithms", params(("algorithm_id" = String, Path)), request_body = AnyObject, responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/rollback", tag = "algorithms", params(("algorithm_id" = String, Path)), request_body(content = VersionChoice, description = "Optional; default: the version active before the current one"), responses((status = 200, body = AlgorithmView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn rollback(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(algorithm_id): ApiPath<String>,
     ApiBytes(body): ApiBytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AlgorithmView>> {
     let choice = version_choice(&body)?;
     managed(&state, &caller, &algorithm_id).await?;
     let version = match choice.version {
@@ -438,7 +451,13 @@ fn version_choice(body: &[u8]) -> ApiResult<VersionChoice> {
 
 /// Makes `version` the active one: loaded first (so a version that does not
 /// load is refused before anything changes), then recorded, then served.
-async fn switch(state: &AppState, caller: &Caller, id: &str, version: &str, action: &str) -> ApiResult<Json<Value>> {
+async fn switch(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    version: &str,
+    action: &str,
+) -> ApiResult<Json<AlgorithmView>> {
     managed(state, caller, id).await?;
     if let Err(crate::store::StoreError::NotFound(_)) = state.store.version(id, version).await {
         let known: Vec<String> = state.store.versions(id).await?.into_iter().map(|v| v.version).collect();
@@ -457,9 +476,11 @@ async fn switch(state: &AppState, caller: &Caller, id: &str, version: &str, acti
 }
 
 /// Body of `compare`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompareRequest {
+    /// 1 to 20 stored jobs (default: the algorithm's golden jobs).
+    #[schema(min_items = 1, max_items = 20)]
     job_ids: Option<Vec<i64>>,
 }
 
@@ -470,7 +491,7 @@ const MAX_COMPARE_JOBS: usize = 20;
 /// runs that version beside the active one on the jobs' transcripts (default:
 /// the algorithm's golden jobs) and reports output differences, fuel and time
 /// ratios. Nothing is stored.
-#[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/versions/{version}/compare", tag = "algorithms", params(("algorithm_id" = String, Path), ("version" = String, Path)), request_body = AnyObject, responses((status = 200, body = AnyObject), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/versions/{version}/compare", tag = "algorithms", params(("algorithm_id" = String, Path), ("version" = String, Path)), request_body = CompareRequest, responses((status = 200, body = lifecycle::golden::GoldenReport), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn compare(
     State(state): State<AppState>,
     caller: Caller,

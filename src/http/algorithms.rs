@@ -8,68 +8,100 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
-#[allow(unused_imports)]
-use super::openapi::*;
+use super::openapi::ErrorBody;
 use crate::jobs::{AlgorithmScope, AlgorithmStatus};
 use crate::state::AppState;
-use crate::store::{AlgorithmRow, Scope};
+use crate::store::{AlgorithmRow, Scope, VersionRow};
 
 /// Query of `GET /algorithms`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// The workspace whose algorithms to list (default: the key's own).
     workspace_id: Option<i64>,
+}
+
+/// `GET /algorithms`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlgorithmList {
+    /// The workspace listed; absent when a platform key lists every algorithm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workspace_id: Option<i64>,
+    /// By ID.
+    algorithms: Vec<AlgorithmRow>,
+}
+
+/// `GET /algorithms/{id}`: an algorithm with its versions and golden jobs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlgorithmView {
+    #[serde(flatten)]
+    algorithm: AlgorithmRow,
+    /// The version new runs use; null until one is activated.
+    active_version: Option<String>,
+    /// The version this server has loaded (null: none).
+    loaded_version: Option<String>,
+    /// What `rollback` goes back to.
+    previous_version: Option<String>,
+    /// Every published version, newest first.
+    versions: Vec<VersionRow>,
+    /// Jobs the golden gate compares new versions on.
+    golden_job_ids: Vec<i64>,
+}
+
+/// Body of `PATCH /algorithms/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeChange {
+    /// Which workspaces it is available to besides those it is assigned to.
+    scope_type: AlgorithmScope,
+    /// The partner or organization (only for those scopes).
+    scope_id: Option<i64>,
 }
 
 /// `GET /algorithms`: what the workspace may run (the key's own workspace, or
 /// the one named). A platform key without a workspace sees every algorithm.
-#[utoipa::path(get, path = "/api/v1/algorithms", tag = "algorithms", params(("workspace_id" = Option<i64>, Query)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/algorithms", tag = "algorithms", params(ListQuery), responses((status = 200, body = AlgorithmList), (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AlgorithmList>> {
     let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
     if caller.scope() == Scope::Platform && query.workspace_id.is_none() {
-        return Ok(Json(json!({ "algorithms": state.store.all_algorithms().await? })));
+        return Ok(Json(AlgorithmList {
+            workspace_id: None,
+            algorithms: state.store.all_algorithms().await?,
+        }));
     }
     let workspace = caller.workspace(&state, query.workspace_id).await?;
-    let algorithms = state.store.available_algorithms(&workspace).await?;
-    Ok(Json(json!({ "workspace_id": workspace.id, "algorithms": algorithms })))
-}
-
-/// Body of `PATCH /algorithms/{id}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScopeChange {
-    scope_type: AlgorithmScope,
-    scope_id: Option<i64>,
+    Ok(Json(AlgorithmList {
+        workspace_id: Some(workspace.id),
+        algorithms: state.store.available_algorithms(&workspace).await?,
+    }))
 }
 
 /// `PATCH /algorithms/{id}`: scope an algorithm to a partner or organization,
 /// to assigned workspaces only (`workspace`), or make it global.
-#[utoipa::path(patch, path = "/api/v1/algorithms/{algorithm_id}", tag = "platform", params(("algorithm_id" = String, Path)), request_body = AnyObject, responses((status = 200, body = AnyObject)))]
+#[utoipa::path(patch, path = "/api/v1/algorithms/{algorithm_id}", tag = "platform", params(("algorithm_id" = String, Path)), request_body = ScopeChange, responses((status = 200, body = AlgorithmRow), (status = 404, body = ErrorBody)))]
 pub async fn set_scope(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(algorithm_id): ApiPath<String>,
     ApiJson(body): ApiJson<ScopeChange>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AlgorithmRow>> {
     caller.require_platform()?;
     check_scope(&state, body.scope_type, body.scope_id).await?;
     Ok(Json(
-        serde_json::to_value(
-            state
-                .store
-                .set_algorithm_scope(&algorithm_id, body.scope_type, body.scope_id)
-                .await?,
-        )
-        .map_err(anyhow::Error::from)?,
+        state
+            .store
+            .set_algorithm_scope(&algorithm_id, body.scope_type, body.scope_id)
+            .await?,
     ))
 }
 
@@ -151,55 +183,57 @@ pub(super) async fn managed(state: &AppState, caller: &Caller, id: &str) -> ApiR
 
 /// `GET /algorithms/{id}`: the algorithm, its active version, its version
 /// history and golden jobs.
-#[utoipa::path(get, path = "/api/v1/algorithms/{algorithm_id}", tag = "algorithms", params(("algorithm_id" = String, Path)), responses((status = 200, body = AnyObject), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/algorithms/{algorithm_id}", tag = "algorithms", params(("algorithm_id" = String, Path)), responses((status = 200, body = AlgorithmView), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(algorithm_id): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AlgorithmView>> {
     let row = visible(&state, &caller, &algorithm_id).await?;
     Ok(Json(describe(&state, row).await?))
 }
 
 /// An algorithm with what `GET /algorithms/{id}` adds to the row.
-pub(super) async fn describe(state: &AppState, row: AlgorithmRow) -> ApiResult<Value> {
+pub(super) async fn describe(state: &AppState, row: AlgorithmRow) -> ApiResult<AlgorithmView> {
     let id = row.algorithm_id.clone();
-    let mut value = serde_json::to_value(&row).map_err(anyhow::Error::from)?;
-    value["active_version"] = if row.status == AlgorithmStatus::Inactive {
-        Value::Null
-    } else {
-        json!(row.version)
-    };
-    value["loaded_version"] = json!(state.engine.registry().get(&id).map(|a| a.info.version.to_string()));
-    value["previous_version"] = json!(state.store.previous_version(&id).await?);
-    value["versions"] = json!(state.store.versions(&id).await?);
-    value["golden_job_ids"] = json!(state.store.goldens(&id).await?);
-    Ok(value)
+    Ok(AlgorithmView {
+        active_version: (row.status != AlgorithmStatus::Inactive).then(|| row.version.clone()),
+        loaded_version: state.engine.registry().get(&id).map(|a| a.info.version.to_string()),
+        previous_version: state.store.previous_version(&id).await?,
+        versions: state.store.versions(&id).await?,
+        golden_job_ids: state.store.goldens(&id).await?,
+        algorithm: row,
+    })
 }
 
 /// `POST /algorithms/{id}/disable`: new runs of the algorithm are refused
 /// (requests naming it get 400 "Algorithms not available"); runs in flight
 /// finish; queued runs fail as `unavailable`. Its versions are kept.
-#[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/disable", tag = "algorithms", params(("algorithm_id" = String, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/disable", tag = "algorithms", params(("algorithm_id" = String, Path)), responses((status = 200, body = AlgorithmView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn disable(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(algorithm_id): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AlgorithmView>> {
     set_status(&state, &caller, &algorithm_id, AlgorithmStatus::Disabled).await
 }
 
 /// `POST /algorithms/{id}/enable`: serves the active version again.
-#[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/enable", tag = "algorithms", params(("algorithm_id" = String, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/algorithms/{algorithm_id}/enable", tag = "algorithms", params(("algorithm_id" = String, Path)), responses((status = 200, body = AlgorithmView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn enable(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(algorithm_id): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AlgorithmView>> {
     set_status(&state, &caller, &algorithm_id, AlgorithmStatus::Active).await
 }
 
-async fn set_status(state: &AppState, caller: &Caller, id: &str, status: AlgorithmStatus) -> ApiResult<Json<Value>> {
+async fn set_status(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    status: AlgorithmStatus,
+) -> ApiResult<Json<AlgorithmView>> {
     let row = managed(state, caller, id).await?;
     if row.status == AlgorithmStatus::Inactive {
         return Err(ApiError::Conflict(format!(

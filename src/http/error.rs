@@ -85,7 +85,7 @@ impl IntoResponse for ApiError {
                 )
             }
         };
-        let mut response = (status, Json(serde_json::json!({ "detail": detail }))).into_response();
+        let mut response = (status, Json(super::openapi::ErrorBody { detail })).into_response();
         if let Some(h) = headers {
             response.headers_mut().extend(h);
         }

@@ -3,37 +3,111 @@
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use chrono::Duration;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
+use super::calls::JobCreated;
 use super::error::{ApiBytes, ApiError, ApiJson, ApiPath, ApiResult};
-#[allow(unused_imports)]
-use super::openapi::*;
+use super::on_demand::ChildJobCreated;
+use super::openapi::ErrorBody;
 use super::validate;
 use crate::jobs::{JobKind, JobStatus, RunStatus};
 use crate::state::AppState;
-use crate::store::{JobFilter, JobRow};
+use crate::store::{DeliveryView, JobEvent, JobFilter, JobRow, TranscriptSummary};
 
 /// Default and largest page of `GET /jobs`.
 const PAGE: i64 = 50;
 const MAX_PAGE: i64 = 500;
 
 /// Query of `GET /jobs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// One status or several, comma separated.
+    /// One status or several, comma separated (`completed,partial`).
     status: Option<String>,
-    /// `30d`, `12h`, `15m` or an RFC 3339 time.
+    /// Created since: `30d`, `12h`, `15m` (at most 36500 days) or an RFC 3339 time.
     since: Option<String>,
+    /// Only the child jobs of this job.
     parent_job_id: Option<i64>,
     /// `true`: only jobs that are not child jobs (one per call).
     root_only: Option<bool>,
+    /// Only this workspace (it must be in the key's scope).
     workspace_id: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Page size.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+}
+
+/// A page of `GET /jobs`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobPage {
+    /// Jobs, newest first.
+    jobs: Vec<JobRow>,
+    /// Pass as `cursor` for the next page; null on the last.
+    next_cursor: Option<String>,
+}
+
+/// The jobs `GET /jobs/lookup` found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobMatches {
+    /// Newest first.
+    jobs: Vec<JobRow>,
+}
+
+/// `GET /jobs/{id}`: the job and what surrounds it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobView {
+    #[serde(flatten)]
+    job: JobRow,
+    /// Its child jobs, oldest first.
+    child_job_ids: Vec<i64>,
+    /// Summary of its transcript; null while it has none.
+    transcript: Option<TranscriptSummary>,
+    /// How many of its runs are in each status.
+    runs: RunCounts,
+}
+
+/// How many of a job's runs are in each status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunCounts {
+    total: usize,
+    pending: usize,
+    running: usize,
+    completed: usize,
+    failed: usize,
+}
+
+/// `GET /jobs/{id}/deliveries`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobDeliveries {
+    job_id: i64,
+    /// One per run and endpoint, with every attempt.
+    deliveries: Vec<DeliveryView>,
+}
+
+/// `GET /jobs/{id}/logs`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobLog {
+    job_id: i64,
+    /// Oldest first.
+    events: Vec<JobEvent>,
+}
+
+/// 202 of a `redeliver` retry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Redelivered {
+    job_id: i64,
+    /// How many deliveries are due again.
+    deliveries_queued: u64,
+    /// `Deliveries queued again with the same delivery IDs`.
+    message: &'static str,
 }
 
 /// `since`: a relative age (`30d`, `12h`, `15m`) or an RFC 3339 time.
@@ -77,12 +151,12 @@ fn relative_age(since: &str) -> Option<Option<Duration>> {
 }
 
 /// `GET /jobs`: jobs the key reaches, newest first, cursor-paginated.
-#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(("status" = Option<String>, Query, description = "One status or several, comma separated"), ("since" = Option<String>, Query, description = "30d, 12h, 15m or an RFC 3339 time"), ("parent_job_id" = Option<i64>, Query), ("root_only" = Option<bool>, Query, description = "true: only jobs that are not child jobs, one per call"), ("workspace_id" = Option<i64>, Query), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("limit" = Option<i64>, Query, description = "1 to 500, default 50")), responses((status = 200, description = "{jobs, next_cursor}", body = JobList)))]
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(ListQuery), responses((status = 200, body = JobPage)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JobPage>> {
     let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
     let statuses = query
         .status
@@ -135,24 +209,30 @@ pub async fn list(
         jobs.truncate(limit as usize);
         jobs.last().map(|j| j.job_id.to_string())
     });
-    Ok(Json(json!({ "jobs": jobs, "next_cursor": next_cursor.flatten() })))
+    Ok(Json(JobPage {
+        jobs,
+        next_cursor: next_cursor.flatten(),
+    }))
 }
 
 /// Query of `GET /jobs/lookup`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct LookupQuery {
+    /// Your call ID, as given at ingestion.
     source_call_id: Option<String>,
+    /// Your company ID, as given at ingestion.
     source_company_id: Option<String>,
 }
 
 /// `GET /jobs/lookup`: jobs by the caller's own call / company IDs.
-#[utoipa::path(get, path = "/api/v1/jobs/lookup", tag = "jobs", params(("source_call_id" = Option<String>, Query), ("source_company_id" = Option<String>, Query)), responses((status = 200, body = JobList), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/jobs/lookup", tag = "jobs", params(LookupQuery), responses((status = 200, body = JobMatches), (status = 404, body = ErrorBody)))]
 pub async fn lookup(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<LookupQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JobMatches>> {
     let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
     if query.source_call_id.is_none() && query.source_company_id.is_none() {
         return Err(ApiError::unprocessable(
@@ -170,11 +250,11 @@ pub async fn lookup(
     if jobs.is_empty() {
         return Err(ApiError::NotFound("No job found for these source IDs".into()));
     }
-    Ok(Json(json!({ "jobs": jobs })))
+    Ok(Json(JobMatches { jobs }))
 }
 
 /// The job and everything around it that `GET /jobs/{id}` shows.
-async fn job_view(state: &AppState, job: JobRow) -> ApiResult<Value> {
+async fn job_view(state: &AppState, job: JobRow) -> ApiResult<JobView> {
     let children = state.store.child_job_ids(job.job_id).await?;
     let transcript = match &job.transcript_sha256 {
         Some(sha) => Some(state.store.transcript_summary(sha).await?),
@@ -182,11 +262,18 @@ async fn job_view(state: &AppState, job: JobRow) -> ApiResult<Value> {
     };
     let runs = state.store.runs_for_job(job.job_id).await?;
     let count = |s: RunStatus| runs.iter().filter(|r| r.status == s).count();
-    let mut view = serde_json::to_value(&job).map_err(anyhow::Error::from)?;
-    view["child_job_ids"] = json!(children);
-    view["transcript"] = json!(transcript);
-    view["runs"] = json!({"total": runs.len(), "pending": count(RunStatus::Pending), "running": count(RunStatus::Running), "completed": count(RunStatus::Completed), "failed": count(RunStatus::Failed)});
-    Ok(view)
+    Ok(JobView {
+        job,
+        child_job_ids: children,
+        transcript,
+        runs: RunCounts {
+            total: runs.len(),
+            pending: count(RunStatus::Pending),
+            running: count(RunStatus::Running),
+            completed: count(RunStatus::Completed),
+            failed: count(RunStatus::Failed),
+        },
+    })
 }
 
 /// A job the caller may see (404, then 403).
@@ -197,57 +284,60 @@ pub async fn visible_job(state: &AppState, caller: &Caller, job_id: i64) -> ApiR
 }
 
 /// `GET /jobs/{id}`.
-#[utoipa::path(get, path = "/api/v1/jobs/{job_id}", tag = "jobs", params(("job_id" = i64, Path)), responses((status = 200, description = "Job status, parent, children, transcript summary, run counts", body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/jobs/{job_id}", tag = "jobs", params(("job_id" = i64, Path)), responses((status = 200, description = "Job status, parent, children, transcript summary, run counts", body = JobView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(job_id): ApiPath<i64>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JobView>> {
     let job = visible_job(&state, &caller, job_id).await?;
     Ok(Json(job_view(&state, job).await?))
 }
 
 /// `GET /jobs/{id}/deliveries`: every webhook delivery of the job with each attempt.
-#[utoipa::path(get, path = "/api/v1/jobs/{job_id}/deliveries", tag = "webhooks", params(("job_id" = i64, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/jobs/{job_id}/deliveries", tag = "webhooks", params(("job_id" = i64, Path)), responses((status = 200, body = JobDeliveries), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn deliveries(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(job_id): ApiPath<i64>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JobDeliveries>> {
     visible_job(&state, &caller, job_id).await?;
-    Ok(Json(
-        json!({ "job_id": job_id, "deliveries": state.store.deliveries_for_job(job_id).await? }),
-    ))
+    Ok(Json(JobDeliveries {
+        job_id,
+        deliveries: state.store.deliveries_for_job(job_id).await?,
+    }))
 }
 
 /// `GET /jobs/{id}/logs`.
-#[utoipa::path(get, path = "/api/v1/jobs/{job_id}/logs", tag = "jobs", params(("job_id" = i64, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/jobs/{job_id}/logs", tag = "jobs", params(("job_id" = i64, Path)), responses((status = 200, body = JobLog), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn logs(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(job_id): ApiPath<i64>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JobLog>> {
     visible_job(&state, &caller, job_id).await?;
-    Ok(Json(
-        json!({ "job_id": job_id, "events": state.store.events(job_id).await? }),
-    ))
+    Ok(Json(JobLog {
+        job_id,
+        events: state.store.events(job_id).await?,
+    }))
 }
 
 /// Body of `PUT /jobs/{id}/transcript`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttachTranscript {
+    /// `{language?, duration_ms?, segments: [{speaker, start_ms, end_ms, text, confidence?}]}`, or text of `Speaker: text` lines.
     transcript: Value,
 }
 
 /// `PUT /jobs/{id}/transcript`: an external transcriber hands over the transcript.
-#[utoipa::path(put, path = "/api/v1/jobs/{job_id}/transcript", tag = "jobs", params(("job_id" = i64, Path)), request_body = AnyObject, responses((status = 202, body = JobCreated), (status = 409, description = "Job is not transcribing", body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/jobs/{job_id}/transcript", tag = "jobs", params(("job_id" = i64, Path)), request_body = AttachTranscript, responses((status = 202, body = JobCreated), (status = 409, description = "Job is not transcribing", body = ErrorBody)))]
 pub async fn attach_transcript(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(job_id): ApiPath<i64>,
     ApiJson(body): ApiJson<AttachTranscript>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<JobCreated>)> {
     let transcript = validate::transcript(&body.transcript)?;
     let job = visible_job(&state, &caller, job_id).await?;
     if job.status != JobStatus::Transcribing {
@@ -278,26 +368,31 @@ pub async fn attach_transcript(
     state.wake_worker();
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "job_id": job_id, "status": JobStatus::Analyzing })),
+        Json(JobCreated {
+            job_id,
+            status: JobStatus::Analyzing,
+        }),
     ))
 }
 
 /// Body of `PATCH /jobs/{id}/status`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusChange {
+    /// Only `queued`: requeue a skipped job.
+    #[schema(example = "queued")]
     status: String,
 }
 
 /// `PATCH /jobs/{id}/status`: requeue a skipped job; it is checked again
 /// against the workspace's current filter and stays skipped if it still fails it.
-#[utoipa::path(patch, path = "/api/v1/jobs/{job_id}/status", tag = "jobs", params(("job_id" = i64, Path)), request_body = AnyObject, responses((status = 200, body = AnyObject), (status = 400, description = "Only skipped jobs can be requeued", body = ErrorBody)))]
+#[utoipa::path(patch, path = "/api/v1/jobs/{job_id}/status", tag = "jobs", params(("job_id" = i64, Path)), request_body = StatusChange, responses((status = 200, body = JobView), (status = 400, description = "Only skipped jobs can be requeued", body = ErrorBody)))]
 pub async fn update_status(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(job_id): ApiPath<i64>,
     ApiJson(body): ApiJson<StatusChange>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JobView>> {
     if body.status != JobStatus::Queued.as_str() {
         return Err(ApiError::unprocessable(format!(
             "status can only be set to \"queued\" (to requeue a skipped job), not {:?}",
@@ -308,7 +403,7 @@ pub async fn update_status(
     requeue(&state, job).await.map(Json)
 }
 
-async fn requeue(state: &AppState, job: JobRow) -> ApiResult<Value> {
+async fn requeue(state: &AppState, job: JobRow) -> ApiResult<JobView> {
     if job.status != JobStatus::Skipped {
         return Err(ApiError::bad_request(format!(
             "Only skipped jobs can be requeued; job {} is {}",
@@ -363,23 +458,28 @@ async fn requeue(state: &AppState, job: JobRow) -> ApiResult<Value> {
 }
 
 /// Body of `POST /jobs/{id}/retry` and `POST /jobs/retry`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryBody {
-    /// `rerun` (default): run the failed algorithms again as a child job; `requeue`: requeue a skipped job.
+    /// `rerun` (default): run the failed algorithms again as a child job;
+    /// `requeue`: requeue a skipped job; `redeliver`: send the job's webhook
+    /// deliveries again under their delivery IDs.
+    #[schema(value_type = Option<String>, pattern = "^(rerun|requeue|redeliver)$")]
     mode: Option<String>,
+    /// `POST /jobs/retry` only: your call ID.
     source_call_id: Option<String>,
+    /// `POST /jobs/retry` only: your company ID.
     source_company_id: Option<String>,
 }
 
 /// `POST /jobs/{id}/retry`.
-#[utoipa::path(post, path = "/api/v1/jobs/{job_id}/retry", tag = "jobs", params(("job_id" = i64, Path)), request_body(content = AnyObject, description = "{mode: rerun | requeue}, optional"), responses((status = 202, body = RunAlgorithmsAccepted), (status = 400, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/jobs/{job_id}/retry", tag = "jobs", params(("job_id" = i64, Path)), request_body(content = RetryBody, description = "Optional; default mode rerun"), responses((status = 202, description = "rerun: the child job", body = ChildJobCreated), (status = 200, description = "requeue: the job", body = JobView), (status = 202, description = "redeliver", body = Redelivered), (status = 400, body = ErrorBody)))]
 pub async fn retry(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(job_id): ApiPath<i64>,
     ApiBytes(body): ApiBytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Response> {
     // The body is optional here: no body means the default mode.
     let body: RetryBody = if body.iter().all(u8::is_ascii_whitespace) {
         RetryBody::default()
@@ -396,12 +496,12 @@ pub async fn retry(
 }
 
 /// `POST /jobs/retry`: retry the newest job with these source IDs.
-#[utoipa::path(post, path = "/api/v1/jobs/retry", tag = "jobs", request_body = AnyObject, responses((status = 202, body = RunAlgorithmsAccepted), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/jobs/retry", tag = "jobs", request_body = RetryBody, responses((status = 202, description = "rerun: the child job", body = ChildJobCreated), (status = 200, description = "requeue: the job", body = JobView), (status = 202, description = "redeliver", body = Redelivered), (status = 400, description = "Nothing to retry in this mode", body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn retry_by_source(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<RetryBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Response> {
     if body.source_call_id.is_none() && body.source_company_id.is_none() {
         return Err(ApiError::unprocessable(
             "give source_call_id, source_company_id or both",
@@ -422,10 +522,10 @@ pub async fn retry_by_source(
     retry_job(&state, job, body.mode.as_deref()).await
 }
 
-async fn retry_job(state: &AppState, job: JobRow, mode: Option<&str>) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn retry_job(state: &AppState, job: JobRow, mode: Option<&str>) -> ApiResult<Response> {
     match mode.unwrap_or("rerun") {
-        "rerun" => rerun_failed(state, job).await,
-        "requeue" => requeue(state, job).await.map(|v| (StatusCode::OK, Json(v))),
+        "rerun" => Ok((StatusCode::ACCEPTED, Json(rerun_failed(state, job).await?)).into_response()),
+        "requeue" => Ok(Json(requeue(state, job).await?).into_response()),
         "redeliver" => {
             let queued = state.store.redeliver(job.job_id).await?;
             if queued == 0 {
@@ -434,12 +534,12 @@ async fn retry_job(state: &AppState, job: JobRow, mode: Option<&str>) -> ApiResu
                 ));
             }
             state.deliveries_due.notify_one();
-            Ok((
-                StatusCode::ACCEPTED,
-                Json(
-                    json!({"job_id": job.job_id, "deliveries_queued": queued, "message": "Deliveries queued again with the same delivery IDs"}),
-                ),
-            ))
+            let answer = Redelivered {
+                job_id: job.job_id,
+                deliveries_queued: queued,
+                message: "Deliveries queued again with the same delivery IDs",
+            };
+            Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
         }
         other => Err(ApiError::unprocessable(format!(
             "mode {other:?} is not a retry mode: use \"rerun\", \"requeue\" or \"redeliver\""
@@ -448,7 +548,7 @@ async fn retry_job(state: &AppState, job: JobRow, mode: Option<&str>) -> ApiResu
 }
 
 /// Runs a job's failed algorithms again, as a child job with the parent's delivery settings.
-async fn rerun_failed(state: &AppState, job: JobRow) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn rerun_failed(state: &AppState, job: JobRow) -> ApiResult<ChildJobCreated> {
     if !matches!(job.status, JobStatus::Partial | JobStatus::Failed) {
         return Err(ApiError::bad_request(format!(
             "Job is {}; only partial or failed jobs have failed runs to retry",
@@ -473,10 +573,12 @@ async fn rerun_failed(state: &AppState, job: JobRow) -> ApiResult<(StatusCode, J
         .create_child_job(&job, JobKind::Retry, runs, job.analytics_only, event)
         .await?;
     state.wake_worker();
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(
-            json!({"job_id": child.job_id, "parent_job_id": job.job_id, "algorithm_ids": failed, "status": child.status, "message": "Retry job created"}),
-        ),
-    ))
+    Ok(ChildJobCreated {
+        job_id: child.job_id,
+        parent_job_id: job.job_id,
+        algorithm_ids: failed,
+        status: child.status,
+        message: "Retry job created",
+        existing_runs: None,
+    })
 }

@@ -36,7 +36,6 @@ use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, patch, post, put};
-use serde_json::json;
 
 use crate::state::AppState;
 use error::ApiError;
@@ -146,7 +145,9 @@ async fn not_found() -> ApiError {
 async fn method_not_allowed() -> impl IntoResponse {
     (
         StatusCode::METHOD_NOT_ALLOWED,
-        axum::Json(json!({"detail": "Method not allowed on this path"})),
+        axum::Json(openapi::ErrorBody {
+            detail: "Method not allowed on this path".into(),
+        }),
     )
 }
 
@@ -195,6 +196,18 @@ async fn metrics(State(state): State<AppState>) -> axum::response::Response {
         .into_response()
 }
 
+/// The answer of `/readyz`.
+#[derive(serde::Serialize)]
+struct Readiness {
+    /// The database accepted a write.
+    database: bool,
+    /// Algorithms this server has loaded.
+    algorithms_loaded: usize,
+    /// Why it is not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'static str>,
+}
+
 /// Ready when the database answers and the bundled algorithms are loaded.
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let written = state.store.check_writable().await;
@@ -204,15 +217,20 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let mut body = json!({"database": written.is_ok(), "algorithms_loaded": algorithms});
-    match written {
-        Err(e) if e.is_storage_full() => body["detail"] = json!(error::STORAGE_FULL),
+    let database = written.is_ok();
+    let detail = match written {
+        Err(e) if e.is_storage_full() => Some(error::STORAGE_FULL),
         Err(e) => {
             tracing::error!(error = %e, "readiness: the database does not accept a write");
-            body["detail"] = json!("The database does not accept a write; see the server log")
+            Some("The database does not accept a write; see the server log")
         }
-        Ok(()) if algorithms == 0 => body["detail"] = json!("No algorithm is loaded yet"),
-        Ok(()) => {}
-    }
+        Ok(()) if algorithms == 0 => Some("No algorithm is loaded yet"),
+        Ok(()) => None,
+    };
+    let body = Readiness {
+        database,
+        algorithms_loaded: algorithms,
+        detail,
+    };
     (status, axum::Json(body))
 }

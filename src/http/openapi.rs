@@ -3,147 +3,17 @@
 //! interactive page at `/docs` serves Swagger UI from the binary (no CDN).
 
 use utoipa::openapi::path::ParameterIn;
-use utoipa::openapi::schema::{ObjectBuilder, Schema};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
-use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{algorithm_versions, algorithms, calls, jobs, on_demand, runs, tenants, webhooks, workspace_algorithms};
 
 /// Every error: `{"detail": "..."}`.
-#[derive(ToSchema)]
+#[derive(serde::Serialize, ToSchema)]
 pub struct ErrorBody {
     /// What went wrong and what to change.
     pub detail: String,
-}
-
-/// A JSON object (shape described in the API guide).
-pub struct AnyObject;
-
-impl PartialSchema for AnyObject {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .description(Some("A JSON object; see docs/api.md"))
-            .into()
-    }
-}
-
-impl ToSchema for AnyObject {}
-
-/// Body of `POST /jobs/{job_id}/run-algorithms`.
-#[derive(ToSchema)]
-pub struct RunAlgorithmsRequest {
-    /// 1 to 10 algorithm IDs; duplicates are removed, first occurrence order kept.
-    pub algorithm_ids: Vec<String>,
-    /// Skip webhook delivery (default true).
-    pub analytics_only: Option<bool>,
-    /// Run even if the algorithms already ran (default false).
-    pub force_rerun: Option<bool>,
-}
-
-/// A run that makes the request (partly) idempotent.
-#[derive(ToSchema)]
-pub struct ExistingRunDoc {
-    /// The run.
-    pub algorithm_run_id: i64,
-    /// Its algorithm.
-    pub algorithm_id: String,
-    /// completed, pending or running.
-    pub status: String,
-    /// The job it belongs to (the call's root job or one below it).
-    pub job_id: i64,
-    /// The version that ran; null while pending or running.
-    pub algorithm_version: Option<String>,
-    /// The algorithm's active version now; null when disabled.
-    pub active_version: Option<String>,
-}
-
-/// 202 of `run-algorithms` (and of retry).
-#[derive(ToSchema)]
-pub struct RunAlgorithmsAccepted {
-    /// The child job.
-    pub job_id: i64,
-    /// The original job.
-    pub parent_job_id: i64,
-    /// What the child runs.
-    pub algorithm_ids: Vec<String>,
-    /// `analyzing`.
-    pub status: String,
-    /// `On-demand analysis job created`.
-    pub message: String,
-    /// Requested algorithms that already ran and are not run again.
-    pub existing_runs: Option<Vec<ExistingRunDoc>>,
-}
-
-/// 200 of `run-algorithms` when everything already ran.
-#[derive(ToSchema)]
-pub struct AlreadyRan {
-    /// `Algorithms already ran on this job`.
-    pub message: String,
-    /// The runs.
-    pub existing_runs: Vec<ExistingRunDoc>,
-    /// `Use force_rerun=true to run again`.
-    pub hint: String,
-}
-
-/// 202 of ingestion.
-#[derive(ToSchema)]
-pub struct JobCreated {
-    /// The job.
-    pub job_id: i64,
-    /// analyzing, transcribing or skipped.
-    pub status: String,
-}
-
-/// A page of jobs.
-#[derive(ToSchema)]
-pub struct JobList {
-    /// Jobs, newest first; each has `job_id`.
-    pub jobs: Vec<AnyObject>,
-    /// Pass as `cursor` for the next page; null on the last.
-    pub next_cursor: Option<String>,
-}
-
-/// Body of `POST /calls/transcript`.
-#[derive(ToSchema)]
-pub struct IngestTranscriptDoc {
-    /// Required for partner, organization and platform keys.
-    pub workspace_id: Option<i64>,
-    /// `{language?, duration_ms?, segments: [{speaker, start_ms, end_ms, text, confidence?}]}` or `Speaker: text` lines.
-    pub transcript: AnyObject,
-    /// Default: the workspace's assigned algorithms.
-    pub algorithm_ids: Option<Vec<String>>,
-    /// Default false.
-    pub analytics_only: Option<bool>,
-    /// Your call ID.
-    pub source_call_id: Option<String>,
-    /// Your company ID.
-    pub source_company_id: Option<String>,
-    /// Where the recording is.
-    pub recording_url: Option<String>,
-    /// RFC 3339.
-    pub contacted_at: Option<String>,
-}
-
-/// Body of `POST /calls/audio`.
-#[derive(ToSchema)]
-pub struct IngestAudioDoc {
-    /// Required for partner, organization and platform keys.
-    pub workspace_id: Option<i64>,
-    /// http(s) URL of the recording.
-    pub recording_url: String,
-    /// Length, for the duration filter.
-    pub duration_seconds: Option<f64>,
-    /// Default: the workspace's assigned algorithms.
-    pub algorithm_ids: Option<Vec<String>>,
-    /// Default false.
-    pub analytics_only: Option<bool>,
-    /// Your call ID.
-    pub source_call_id: Option<String>,
-    /// Your company ID.
-    pub source_company_id: Option<String>,
-    /// RFC 3339.
-    pub contacted_at: Option<String>,
 }
 
 struct Security;
@@ -163,9 +33,10 @@ impl Modify for Security {
 }
 
 /// The answers every `/api/v1` operation can give, added here once instead of
-/// on each handler: every route is behind the key middleware (401) and its
-/// rate limit (429), every body, query string and path parameter is parsed
-/// by extractors whose rejection is a 422 naming the field, and every body is
+/// on each handler: every route is behind the key middleware (401), its scope
+/// checks (403) and its rate limit (429); every body, query string and path
+/// parameter is parsed by extractors whose rejection is a 422 naming the
+/// field, and may name something that does not exist (404); every body is
 /// read under a size limit (413 naming it); a write may find the storage
 /// full (503 with Retry-After).
 struct CommonResponses;
@@ -204,13 +75,30 @@ impl Modify for CommonResponses {
                         .flatten()
                         .any(|p| matches!(p, RefOr::T(p) if matches!(p.parameter_in, ParameterIn::Query | ParameterIn::Path)));
                 let responses = &mut operation.responses.responses;
+                // OpenAPI requires a description on every response: the status's own words.
+                for (code, response) in responses.iter_mut() {
+                    if let RefOr::T(response) = response
+                        && response.description.is_empty()
+                    {
+                        let reason = code.parse().ok().and_then(|c| axum::http::StatusCode::from_u16(c).ok());
+                        response.description = reason.and_then(|c| c.canonical_reason()).unwrap_or("Answer").to_owned();
+                    }
+                }
                 responses
                     .entry("401".into())
                     .or_insert_with(|| error("Missing, invalid or revoked API key").into());
                 responses
                     .entry("429".into())
                     .or_insert_with(|| error("Rate limited; see Retry-After").into());
+                responses.entry("403".into()).or_insert_with(|| {
+                    error("The key's scope does not cover what the request names, or the operation needs a wider key")
+                        .into()
+                });
                 if takes_input {
+                    responses.entry("404".into()).or_insert_with(|| {
+                        error("Something the request names (a job, workspace, algorithm, version…) does not exist")
+                            .into()
+                    });
                     responses.entry("422".into()).or_insert_with(|| {
                         error("The body, query or a path parameter does not parse, or breaks a rule; detail names it")
                             .into()
@@ -259,7 +147,7 @@ fn operation_id(method: &str, path: &str) -> String {
         webhooks::put_endpoint, webhooks::get_endpoint, webhooks::delete_endpoint,
         webhooks::put_credential, webhooks::get_credential, webhooks::delete_credential,
     ),
-    components(schemas(ErrorBody, RunAlgorithmsRequest, RunAlgorithmsAccepted, AlreadyRan, ExistingRunDoc, JobCreated, JobList, IngestTranscriptDoc, IngestAudioDoc)),
+    components(schemas(ErrorBody)),
     modifiers(&Security, &CommonResponses),
     security(("bearer" = []), ("api_key" = [])),
 )]

@@ -40,8 +40,8 @@ pub fn algorithm_ids(value: Option<&serde_json::Value>) -> Result<Vec<String>, A
 }
 
 /// Reads an optional boolean field.
-pub fn flag(body: &serde_json::Map<String, serde_json::Value>, name: &str, default: bool) -> Result<bool, ApiError> {
-    match body.get(name) {
+pub fn flag(value: Option<&serde_json::Value>, name: &str, default: bool) -> Result<bool, ApiError> {
+    match value {
         None | Some(serde_json::Value::Null) => Ok(default),
         Some(serde_json::Value::Bool(b)) => Ok(*b),
         Some(other) => Err(ApiError::unprocessable(format!(

@@ -5,35 +5,76 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
-#[allow(unused_imports)]
-use super::openapi::*;
+use super::openapi::ErrorBody;
 use crate::jobs::AuthType;
 use crate::secrets::hint;
 use crate::state::AppState;
 use crate::store::{CredentialRow, Entity};
 
 /// Body of `PUT .../webhook`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointBody {
+    /// `https://` (or `http://`) URL on a public address.
     url: String,
 }
 
 /// Body of `PUT .../webhook-credential`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialBody {
+    /// How requests authenticate besides the signature.
     auth_type: AuthType,
+    /// `bearer` only.
     token: Option<String>,
+    /// `hmac` only: at least 16 characters.
+    #[schema(min_length = 16)]
     secret: Option<String>,
+    /// `hmac` only.
+    key_id: Option<String>,
+    /// `basic` only; no `:`.
+    username: Option<String>,
+    /// `basic` only.
+    password: Option<String>,
+}
+
+/// An entity's webhook endpoint (its signing secret only as a hint).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointView {
+    /// `partner`, `organization` or `workspace`.
+    entity_type: &'static str,
+    entity_id: i64,
+    url: String,
+    /// `whsec_...` once, when the endpoint is created; absent afterwards.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signing_secret: Option<String>,
+    /// The signing secret's last characters.
+    signing_secret_hint: String,
+    /// Deliveries stopped (the receiver answered 410 Gone); a PUT enables it again.
+    disabled: bool,
+    disabled_at: Option<String>,
+    disabled_reason: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+/// An entity's outbound credential: its type and a hint, never the secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CredentialView {
+    /// `partner`, `organization` or `workspace`.
+    entity_type: &'static str,
+    entity_id: i64,
+    auth_type: AuthType,
     key_id: Option<String>,
     username: Option<String>,
-    password: Option<String>,
+    /// The secret's last characters.
+    secret_hint: Option<String>,
+    updated_at: String,
 }
 
 /// The entity a path names, after checking it exists and the key covers it.
@@ -66,13 +107,13 @@ fn capitalised(word: &str) -> String {
 
 /// `PUT .../webhook`: sets the URL. A new endpoint gets a signing secret,
 /// returned in this answer only.
-#[utoipa::path(put, path = "/api/v1/config/{entity_type}/{entity_id}/webhook", tag = "webhooks", params(("entity_type" = String, Path, description = "partner, organization or workspace"), ("entity_id" = i64, Path)), request_body = AnyObject, responses((status = 200, description = "The endpoint; signing_secret only when just created", body = AnyObject), (status = 400, description = "URL refused (scheme, credentials, private address)", body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/config/{entity_type}/{entity_id}/webhook", tag = "webhooks", params(("entity_type" = String, Path, description = "partner, organization or workspace"), ("entity_id" = i64, Path)), request_body = EndpointBody, responses((status = 200, description = "The endpoint; signing_secret only when just created", body = EndpointView), (status = 400, description = "URL refused (scheme, credentials, private address)", body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn put_endpoint(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath((entity_type, id)): ApiPath<(String, i64)>,
     ApiJson(body): ApiJson<EndpointBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<EndpointView>> {
     let entity = entity(&state, &caller, &entity_type, id).await?;
     let url = state
         .outbound
@@ -89,41 +130,38 @@ pub async fn put_endpoint(
         .endpoint(entity)
         .await?
         .ok_or_else(|| anyhow::anyhow!("endpoint vanished after write"))?;
-    let mut answer = endpoint_view(entity, &endpoint);
-    if created {
-        answer["signing_secret"] = json!(secret);
-    }
-    Ok(Json(answer))
+    Ok(Json(endpoint_view(entity, endpoint, created.then_some(secret))))
 }
 
-fn endpoint_view(entity: Entity, e: &crate::store::EndpointRow) -> Value {
-    json!({
-        "entity_type": entity.type_name(),
-        "entity_id": entity.id(),
-        "url": e.url,
-        "signing_secret_hint": e.signing_secret_hint,
-        "disabled": e.disabled_at.is_some(),
-        "disabled_at": e.disabled_at,
-        "disabled_reason": e.disabled_reason,
-        "created_at": e.created_at,
-        "updated_at": e.updated_at,
-    })
+fn endpoint_view(entity: Entity, e: crate::store::EndpointRow, signing_secret: Option<String>) -> EndpointView {
+    EndpointView {
+        entity_type: entity.type_name(),
+        entity_id: entity.id(),
+        url: e.url,
+        signing_secret,
+        signing_secret_hint: e.signing_secret_hint,
+        disabled: e.disabled_at.is_some(),
+        disabled_at: e.disabled_at,
+        disabled_reason: e.disabled_reason,
+        created_at: e.created_at,
+        updated_at: e.updated_at,
+    }
 }
 
 /// `GET .../webhook`.
-#[utoipa::path(get, path = "/api/v1/config/{entity_type}/{entity_id}/webhook", tag = "webhooks", params(("entity_type" = String, Path, description = "partner, organization or workspace"), ("entity_id" = i64, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/config/{entity_type}/{entity_id}/webhook", tag = "webhooks", params(("entity_type" = String, Path, description = "partner, organization or workspace"), ("entity_id" = i64, Path)), responses((status = 200, body = EndpointView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_endpoint(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath((entity_type, id)): ApiPath<(String, i64)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<EndpointView>> {
     let entity = entity(&state, &caller, &entity_type, id).await?;
     let endpoint = state
         .store
         .endpoint(entity)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("No webhook is configured for {entity_type} {id}")))?;
-    Ok(Json(endpoint_view(entity, &endpoint)))
+    Ok(Json(endpoint_view(entity, endpoint, None)))
 }
 
 /// `DELETE .../webhook`.
@@ -147,13 +185,13 @@ fn required<'a>(value: &'a Option<String>, field: &str, auth_type: AuthType) -> 
 }
 
 /// `PUT .../webhook-credential`.
-#[utoipa::path(put, path = "/api/v1/config/{entity_type}/{entity_id}/webhook-credential", tag = "webhooks", params(("entity_type" = String, Path, description = "partner, organization or workspace"), ("entity_id" = i64, Path)), request_body = AnyObject, responses((status = 200, description = "Type and hint, never the secret", body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/config/{entity_type}/{entity_id}/webhook-credential", tag = "webhooks", params(("entity_type" = String, Path, description = "partner, organization or workspace"), ("entity_id" = i64, Path)), request_body = CredentialBody, responses((status = 200, description = "Type and hint, never the secret", body = CredentialView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn put_credential(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath((entity_type, id)): ApiPath<(String, i64)>,
     ApiJson(body): ApiJson<CredentialBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CredentialView>> {
     let auth = body.auth_type;
     let unexpected: Vec<&str> = [
         ("token", body.token.is_some() && auth != AuthType::Bearer),
@@ -203,27 +241,27 @@ pub async fn put_credential(
 }
 
 /// `GET .../webhook-credential`: the type and a hint, never the secret.
-#[utoipa::path(get, path = "/api/v1/config/{entity_type}/{entity_id}/webhook-credential", tag = "webhooks", params(("entity_type" = String, Path, description = "partner, organization or workspace"), ("entity_id" = i64, Path)), responses((status = 200, body = AnyObject), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/config/{entity_type}/{entity_id}/webhook-credential", tag = "webhooks", params(("entity_type" = String, Path, description = "partner, organization or workspace"), ("entity_id" = i64, Path)), responses((status = 200, body = CredentialView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_credential(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath((entity_type, id)): ApiPath<(String, i64)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CredentialView>> {
     let entity = entity(&state, &caller, &entity_type, id).await?;
     let c = state
         .store
         .credential(entity)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("No webhook credential is configured for {entity_type} {id}")))?;
-    Ok(Json(json!({
-        "entity_type": entity.type_name(),
-        "entity_id": entity.id(),
-        "auth_type": c.auth_type,
-        "key_id": c.key_id,
-        "username": c.username,
-        "secret_hint": c.secret_hint,
-        "updated_at": c.updated_at,
-    })))
+    Ok(Json(CredentialView {
+        entity_type: entity.type_name(),
+        entity_id: entity.id(),
+        auth_type: c.auth_type,
+        key_id: c.key_id,
+        username: c.username,
+        secret_hint: c.secret_hint,
+        updated_at: c.updated_at,
+    }))
 }
 
 /// `DELETE .../webhook-credential`.

@@ -18,7 +18,7 @@ use crate::store::StoreError;
 const MAX_LISTED_DIFFERENCES: usize = 50;
 
 /// One version's run on a golden job.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunSummary {
     /// The version that ran.
     pub version: String,
@@ -33,7 +33,7 @@ pub struct RunSummary {
 }
 
 /// The two versions on one job.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobComparison {
     /// The golden job.
     pub job_id: i64,
@@ -54,7 +54,7 @@ pub struct JobComparison {
 }
 
 /// The comparison over every golden job.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GoldenReport {
     /// The version serving now.
     pub active_version: String,

@@ -97,7 +97,7 @@ impl From<StoreError> for PublishError {
 }
 
 /// What a publish did.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct PublishOutcome {
     /// The algorithm after the publish.
     pub algorithm: AlgorithmRow,

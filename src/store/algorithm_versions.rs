@@ -14,7 +14,7 @@ use super::{AlgorithmRow, Store, StoreError, StoreResult, from_json};
 use crate::jobs::{AlgorithmScope, AlgorithmStatus};
 
 /// One published version of an algorithm, as `GET /algorithms/{id}/versions` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VersionRow {
     /// The algorithm ID.
     pub algorithm_id: String,

@@ -11,7 +11,7 @@ use super::{Store, StoreError, StoreResult, Workspace, from_json};
 use crate::jobs::{AlgorithmScope, AlgorithmStatus};
 
 /// An algorithm as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AlgorithmRow {
     /// The versioned ID, e.g. `rise_dds_v5`.
     pub algorithm_id: String,

@@ -39,7 +39,7 @@ pub enum AttemptOutcome {
 }
 
 /// One attempt as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AttemptView {
     /// When.
     pub at: String,
@@ -52,7 +52,7 @@ pub struct AttemptView {
 }
 
 /// A delivery as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeliveryView {
     /// The stable delivery ID (header `webhook-id`).
     pub delivery_id: String,

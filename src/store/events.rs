@@ -6,7 +6,7 @@ use super::db::query;
 use super::{Store, StoreResult};
 
 /// One line of a job's log.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobEvent {
     /// When.
     pub at: String,

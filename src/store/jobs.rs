@@ -9,7 +9,7 @@ use super::{ExistingRun, Scope, Store, StoreError, StoreResult, from_json};
 use crate::jobs::{JobKind, JobStatus, RunStatus, transitions};
 
 /// A job as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobRow {
     /// ID.
     pub job_id: i64,

@@ -8,7 +8,7 @@ use super::{Backend, JobRow, Store, StoreError, StoreResult, from_json, placehol
 use crate::jobs::{AlgorithmStatus, JobStatus, RunStatus, transitions};
 
 /// A run as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunRow {
     /// ID.
     pub algorithm_run_id: i64,
@@ -73,7 +73,7 @@ fn run(r: &super::Row) -> StoreResult<RunRow> {
 }
 
 /// A run that makes a request idempotent (`existing_runs` in the API).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ExistingRun {
     /// The run.
     pub algorithm_run_id: i64,

@@ -6,7 +6,7 @@ use super::db::{query, query_scalar};
 use super::{Store, StoreError, StoreResult};
 
 /// A partner.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Partner {
     /// ID.
     pub id: i64,
@@ -17,7 +17,7 @@ pub struct Partner {
 }
 
 /// An organization under a partner.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Organization {
     /// ID.
     pub id: i64,
@@ -30,7 +30,7 @@ pub struct Organization {
 }
 
 /// A workspace under an organization.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Workspace {
     /// ID.
     pub id: i64,

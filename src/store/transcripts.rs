@@ -8,7 +8,7 @@ use super::db::query;
 use super::{Store, StoreError, StoreResult, from_json};
 
 /// What `GET /jobs/{id}` says about a transcript without returning it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TranscriptSummary {
     /// sha256 of the stored form.
     pub sha256: String,
