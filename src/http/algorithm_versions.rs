@@ -26,6 +26,21 @@ use crate::state::AppState;
 use crate::store::Scope;
 use crate::store::VersionRow;
 
+/// A component's bytes, as the body of a raw publish (`application/wasm`).
+pub struct ComponentBytes;
+
+impl utoipa::PartialSchema for ComponentBytes {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .into()
+    }
+}
+
+impl ToSchema for ComponentBytes {}
+
 /// Manifest fields a raw `application/wasm` publish takes from the query string.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,7 +104,7 @@ impl QueryManifest {
 /// `POST /algorithms`: publishes a component. Send it as `application/wasm`
 /// (manifest fields in the query string), or as `multipart/form-data` with a
 /// `component` part and an optional `manifest` part (JSON).
-#[utoipa::path(post, path = "/api/v1/algorithms", tag = "algorithms", request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component; or multipart/form-data with parts component and manifest"), responses((status = 201, description = "Published", body = PublishOutcome), (status = 200, description = "This exact component was already published", body = PublishOutcome), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/algorithms", tag = "algorithms", request_body(content = ComponentBytes, content_type = "application/wasm", description = "The component; or multipart/form-data with parts component and manifest"), responses((status = 201, description = "Published", body = PublishOutcome), (status = 200, description = "This exact component was already published", body = PublishOutcome), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn publish(
     State(state): State<AppState>,
     caller: Caller,
