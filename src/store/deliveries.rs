@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::db::{query, query_scalar};
+use super::db::query;
 use super::{Entity, Store, StoreError, StoreResult};
 use crate::jobs::{DeliveryStatus, JobStatus, transitions};
 
@@ -204,12 +204,20 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        let job = Self::job_in(&mut tx, work.job_id).await?;
-        if job.status == JobStatus::Publishing && !Self::has_pending_deliveries(&mut tx, work.job_id).await? {
-            let outcome: Option<JobStatus> = query_scalar("SELECT analysis_outcome FROM jobs WHERE id = $1")
-                .bind(work.job_id)
-                .fetch_one(&mut *tx)
-                .await?;
+        // One read after the lock: the job's status, its outcome, and whether
+        // any of its deliveries is still pending.
+        let job = query(
+            "SELECT status, analysis_outcome,
+                 (SELECT COUNT(*) FROM deliveries WHERE job_id = $1 AND status = $2) AS pending
+             FROM jobs WHERE id = $1",
+        )
+        .bind(work.job_id)
+        .bind(DeliveryStatus::Pending)
+        .fetch_one(&mut *tx)
+        .await?;
+        let status: JobStatus = job.try_get("status")?;
+        if status == JobStatus::Publishing && job.get::<i64, _>("pending") == 0 {
+            let outcome: Option<JobStatus> = job.try_get("analysis_outcome")?;
             let outcome =
                 outcome.ok_or_else(|| StoreError::Corrupt(format!("job {} publishes no outcome", work.job_id)))?;
             Self::move_job(&mut tx, work.job_id, JobStatus::Publishing, outcome, &now).await?;

@@ -388,17 +388,36 @@ impl Store {
         to: JobStatus,
         now: &str,
     ) -> StoreResult<bool> {
+        Self::move_job_recording(tx, job_id, from, to, None, now).await
+    }
+
+    /// [`Store::move_job`], recording in the same write the outcome of the
+    /// job's analysis (and the error that goes with it), so settling a job
+    /// costs one statement less.
+    pub(super) async fn move_job_recording(
+        tx: &mut super::Conn,
+        job_id: i64,
+        from: JobStatus,
+        to: JobStatus,
+        analysis: Option<(JobStatus, Option<&str>)>,
+        now: &str,
+    ) -> StoreResult<bool> {
         transitions::check_job(from, to)?;
-        let changed =
-            query("UPDATE jobs SET status = $1, updated_at = $2, completed_at = $3 WHERE id = $4 AND status = $5")
-                .bind(to)
-                .bind(now)
-                .bind(to.is_final().then_some(now))
-                .bind(job_id)
-                .bind(from)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        let changed = query(
+            "UPDATE jobs SET status = $1, updated_at = $2, completed_at = $3,
+                 analysis_outcome = COALESCE($6, analysis_outcome), error = COALESCE($7, error)
+             WHERE id = $4 AND status = $5",
+        )
+        .bind(to)
+        .bind(now)
+        .bind(to.is_final().then_some(now))
+        .bind(job_id)
+        .bind(from)
+        .bind(analysis.map(|(outcome, _)| outcome))
+        .bind(analysis.and_then(|(_, error)| error))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         Ok(changed == 1)
     }
 

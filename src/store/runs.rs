@@ -444,14 +444,8 @@ impl Store {
         } else {
             outcome
         };
-        Self::move_job(&mut tx, job_id, from, status, &now).await?;
         let error = (outcome == JobStatus::Failed).then_some("every algorithm run failed");
-        query("UPDATE jobs SET analysis_outcome = $1, error = COALESCE($2, error) WHERE id = $3")
-            .bind(outcome)
-            .bind(error)
-            .bind(job_id)
-            .execute(&mut *tx)
-            .await?;
+        Self::move_job_recording(&mut tx, job_id, from, status, Some((outcome, error)), &now).await?;
         let message = format!(
             "{outcome}: {} of {total} runs completed, {failed} failed (worker {worker})",
             total - failed
