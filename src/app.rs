@@ -193,6 +193,12 @@ pub struct Server {
 impl Server {
     /// Publishes the plugins directory's components (if any) and binds the listener.
     pub async fn bind(state: AppState, config: &ServeConfig) -> anyhow::Result<Self> {
+        let listener = listen(config).await?;
+        Self::on(listener, state, config).await
+    }
+
+    /// Publishes the plugins directory's components (if any) and serves on `listener`.
+    pub async fn on(listener: TcpListener, state: AppState, config: &ServeConfig) -> anyhow::Result<Self> {
         let plugins = match &config.plugins_dir {
             Some(dir) => {
                 let mut seen = crate::lifecycle::watch::Seen::new();
@@ -201,9 +207,6 @@ impl Server {
             }
             None => None,
         };
-        let listener = TcpListener::bind(config.bind)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
         Ok(Self {
             listener,
             state,
@@ -258,8 +261,18 @@ pub async fn run_worker(mut config: ServeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Binds the API's address.
+async fn listen(config: &ServeConfig) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))
+}
+
 /// `gensail serve`: everything in one process.
 pub async fn serve(config: ServeConfig, demo: bool) -> anyhow::Result<()> {
+    // Bind first: on a busy port nothing is created (no platform token is
+    // made and printed for a server that then fails to start).
+    let listener = listen(&config).await?;
     let clock: SharedClock = Arc::new(SystemClock);
     let (state, generated) = build_state(&config, clock).await?;
     if let Some(token) = generated {
@@ -271,7 +284,7 @@ pub async fn serve(config: ServeConfig, demo: bool) -> anyhow::Result<()> {
     // Install the signal handlers before announcing the address: a SIGTERM
     // that arrives right after must shut down gracefully, not kill the process.
     let shutdown = shutdown_signal()?;
-    let server = Server::bind(state, &config).await?;
+    let server = Server::on(listener, state, &config).await?;
     tracing::info!(address = %server.local_addr(), "gensail is serving");
     println!("gensail is serving on http://{}", server.local_addr());
     server.run(shutdown).await

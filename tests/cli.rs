@@ -89,7 +89,44 @@ fn inspect_reports_identity_and_limits() {
     assert_eq!(info["sha256"].as_str().unwrap().len(), 64);
     assert!(info["size_bytes"].as_u64().unwrap() > 10_000);
     assert!(info["limits"]["fuel"].as_u64().unwrap() > 0);
+    // The manifest's own name for the deadline.
+    assert_eq!(info["limits"]["timeout_ms"], 10_000, "{}", info["limits"]);
     assert_eq!(info["config_schema"]["type"], "object");
+}
+
+#[test]
+fn output_into_a_closed_pipe_is_not_a_crash() {
+    use std::process::Stdio;
+    let data = tempfile::tempdir().unwrap();
+    // `gensail algorithms list | head -c 1`: the reader leaves after one byte.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gensail"))
+        .args(["algorithms", "list"])
+        .env("GENSAIL_DATA_DIR", data.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
+
+#[test]
+fn serve_on_a_busy_port_fails_before_creating_anything() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = busy.local_addr().unwrap().to_string();
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    let out = gensail(&data, &["serve", "--bind", &address]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("cannot listen on {address}")), "{stderr}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("token"),
+        "a token was printed"
+    );
+    assert!(!data.exists(), "the data directory was created");
 }
 
 #[test]

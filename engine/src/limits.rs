@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 pub struct Limits {
     /// Instructions the guest may execute (wasmtime fuel; about 1.5e7 per ms of guest CPU here).
     pub fuel: u64,
-    /// Wall-clock deadline of the whole run, instantiation included.
-    #[serde(with = "millis")]
+    /// Wall-clock deadline of the whole run, instantiation included; in JSON
+    /// `timeout_ms`, as manifests name it (`timeout`, its first name, is read too).
+    #[serde(rename = "timeout_ms", alias = "timeout", with = "millis")]
     pub timeout: Duration,
     /// Linear memory the guest may hold, in bytes, across all its memories.
     pub memory_bytes: u64,

@@ -255,11 +255,11 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let command = match command {
         Command::Algorithms(AlgorithmsCommand::New { name, dir, sdk }) => {
             let root = scaffold::create(&name, &dir, &sdk.unwrap_or_else(scaffold::default_sdk_path))?;
-            println!(
+            print_out(format!(
                 "Created {}.\nNext: cd {} && cargo test && cargo build --release --target wasm32-wasip2",
                 root.display(),
                 root.display()
-            );
+            ))?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Algorithms(AlgorithmsCommand::Publish(args)) => return publish::publish(args, engine_config).await,
@@ -274,7 +274,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|a| serde_json::json!({"id": a.info.id, "version": a.info.version.to_string(), "sha256": a.info.sha256, "description": a.info.description}))
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&list)?);
+            print_out(serde_json::to_string_pretty(&list)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Algorithms(AlgorithmsCommand::Inspect { file }) => {
@@ -282,7 +282,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             let info = engine.inspect(&bytes).await?;
             let mut value = serde_json::to_value(&info)?;
             value["limits"] = serde_json::to_value(engine.config().default_limits)?;
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            print_out(serde_json::to_string_pretty(&value)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Algorithms(AlgorithmsCommand::Run(args)) => run(&engine, args).await,
@@ -317,13 +317,23 @@ async fn run(engine: &Engine, args: RunArgs) -> anyhow::Result<ExitCode> {
         Transcript::parse(&text).with_context(|| format!("{} is not a transcript", args.transcript.display()))?;
     let config = read_json_object(&args.config, "--config")?.to_string();
     let report = engine.run_loaded(&algorithm, &transcript, &config).await;
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    print_out(serde_json::to_string_pretty(&report)?)?;
     match report.outcome() {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) => {
             eprintln!("error: the run failed: {e}");
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// Prints `text` and a newline on stdout. A reader that went away (`| head`)
+/// is not an error: the output just stops, instead of a panic and exit 101.
+pub(crate) fn print_out(text: impl std::fmt::Display) -> anyhow::Result<()> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
 }
 

@@ -79,7 +79,7 @@ pub async fn publish(args: PublishArgs, engine: gensail_engine::EngineConfig) ->
         .await
         .with_context(|| format!("{url} answered {status} without JSON"))?;
     if status.is_success() {
-        println!("{}", serde_json::to_string_pretty(&body)?);
+        super::print_out(serde_json::to_string_pretty(&body)?)?;
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!(
