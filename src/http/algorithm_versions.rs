@@ -18,8 +18,8 @@ use utoipa::ToSchema;
 
 use super::algorithms::{AlgorithmView, check_scope, describe, managed, may_manage, visible};
 use super::auth::Caller;
+use super::error::ErrorBody;
 use super::error::{ApiBytes, ApiError, ApiPath, ApiResult};
-use super::openapi::ErrorBody;
 use crate::jobs::{AlgorithmScope, AlgorithmStatus};
 use crate::lifecycle::{self, Manifest, PublishError, PublishOutcome, Publisher};
 use crate::state::AppState;

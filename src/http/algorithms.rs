@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
+use super::error::ErrorBody;
 use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
-use super::openapi::ErrorBody;
 use crate::jobs::{AlgorithmScope, AlgorithmStatus};
 use crate::state::AppState;
 use crate::store::{AlgorithmRow, Scope, VersionRow};

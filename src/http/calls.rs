@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
+use super::error::ErrorBody;
 use super::error::{ApiJson, ApiResult};
-use super::openapi::ErrorBody;
 use super::validate;
 use crate::jobs::{JobKind, JobStatus};
 use crate::state::AppState;

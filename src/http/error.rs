@@ -12,6 +12,13 @@ use serde::de::DeserializeOwned;
 
 use crate::store::StoreError;
 
+/// Every error: `{"detail": "..."}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong and what to change.
+    pub detail: String,
+}
+
 /// An error answer.
 #[derive(Debug)]
 pub enum ApiError {
@@ -85,7 +92,7 @@ impl IntoResponse for ApiError {
                 )
             }
         };
-        let mut response = (status, Json(super::openapi::ErrorBody { detail })).into_response();
+        let mut response = (status, Json(ErrorBody { detail })).into_response();
         if let Some(h) = headers {
             response.headers_mut().extend(h);
         }

@@ -11,9 +11,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::calls::JobCreated;
+use super::error::ErrorBody;
 use super::error::{ApiBytes, ApiError, ApiJson, ApiPath, ApiResult};
 use super::on_demand::ChildJobCreated;
-use super::openapi::ErrorBody;
 use super::validate;
 use crate::jobs::{JobKind, JobStatus, RunStatus};
 use crate::state::AppState;

@@ -145,7 +145,7 @@ async fn not_found() -> ApiError {
 async fn method_not_allowed() -> impl IntoResponse {
     (
         StatusCode::METHOD_NOT_ALLOWED,
-        axum::Json(openapi::ErrorBody {
+        axum::Json(error::ErrorBody {
             detail: "Method not allowed on this path".into(),
         }),
     )

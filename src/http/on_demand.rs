@@ -13,8 +13,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::auth::Caller;
+use super::error::ErrorBody;
 use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
-use super::openapi::ErrorBody;
 use super::validate;
 use crate::jobs::JobStatus;
 use crate::state::AppState;

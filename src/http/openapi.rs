@@ -5,16 +5,10 @@
 use utoipa::openapi::path::ParameterIn;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
+use super::error::ErrorBody;
 use super::{algorithm_versions, algorithms, calls, jobs, on_demand, runs, tenants, webhooks, workspace_algorithms};
-
-/// Every error: `{"detail": "..."}`.
-#[derive(serde::Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// What went wrong and what to change.
-    pub detail: String,
-}
 
 struct Security;
 

@@ -6,9 +6,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::auth::Caller;
+use super::error::ErrorBody;
 use super::error::{ApiPath, ApiResult};
 use super::jobs::visible_job;
-use super::openapi::ErrorBody;
 use crate::state::AppState;
 use crate::store::RunRow;
 

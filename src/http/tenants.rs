@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
+use super::error::ErrorBody;
 use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
-use super::openapi::ErrorBody;
 use crate::jobs::KeyScopeType;
 use crate::state::AppState;
 use crate::store::{Organization, Partner, Scope, Workspace};

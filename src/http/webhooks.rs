@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
+use super::error::ErrorBody;
 use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
-use super::openapi::ErrorBody;
 use crate::jobs::AuthType;
 use crate::secrets::hint;
 use crate::state::AppState;

@@ -17,8 +17,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::auth::Caller;
+use super::error::ErrorBody;
 use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
-use super::openapi::ErrorBody;
 use crate::state::AppState;
 use crate::store::config_sha256;
 
