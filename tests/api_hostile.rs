@@ -191,3 +191,24 @@ async fn hostile_values_on_every_route_get_json_and_never_a_server_error() {
         .await;
     assert_eq!(s.wait(&s.platform, job).await["status"], "completed");
 }
+
+/// serde would take a JSON array as a struct's fields in order: `["Globex"]`
+/// must not create a partner named Globex, nor `["platform", null]` a key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_is_an_object_never_the_fields_in_order() {
+    let s = TestServer::start().await;
+    let t = s.tenant("Acme").await;
+    for (path, body) in [
+        ("/api/v1/partners", json!(["Globex"])),
+        ("/api/v1/keys", json!(["platform", null])),
+        ("/api/v1/organizations", json!([t.partner, "Initech"])),
+    ] {
+        let r = s.post(&s.platform, path, body.clone()).await;
+        assert_eq!(r.status, 422, "{path} {body}: {}", r.body);
+        assert!(r.detail().contains("JSON object"), "{path}: {}", r.detail());
+    }
+    // A wrong field is still named.
+    let r = s.post(&s.platform, "/api/v1/partners", json!({"name": 7})).await;
+    assert_eq!(r.status, 422);
+    assert!(r.detail().contains("name"), "{}", r.detail());
+}

@@ -142,11 +142,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(body_too_large()),
-            Err(rejection) => Err(ApiError::Unprocessable(json_rejection_detail(&rejection))),
+        let value = match Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(Json(value)) => value,
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(body_too_large()),
+            Err(rejection) => return Err(ApiError::Unprocessable(json_rejection_detail(&rejection))),
+        };
+        // Every body is a JSON object: serde alone would also take an array
+        // as a struct's fields in order (`["Acme"]` as `{"name": "Acme"}`).
+        if !value.is_object() {
+            return Err(ApiError::unprocessable("Body must be a JSON object"));
         }
+        serde_path_to_error::deserialize(value)
+            .map(Self)
+            .map_err(|e| ApiError::Unprocessable(format!("Body has the wrong shape: {e}")))
     }
 }
 

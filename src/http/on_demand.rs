@@ -70,14 +70,8 @@ pub async fn run_algorithms(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(job_id): ApiPath<i64>,
-    ApiJson(body): ApiJson<Value>,
+    ApiJson(body): ApiJson<RunAlgorithmsRequest>,
 ) -> ApiResult<Response> {
-    // serde would take a JSON array as the struct's fields in order; the spec wants an object.
-    if !body.is_object() {
-        return Err(ApiError::unprocessable("Body must be a JSON object with algorithm_ids"));
-    }
-    let body: RunAlgorithmsRequest =
-        serde_json::from_value(body).map_err(|e| ApiError::unprocessable(format!("Body has the wrong shape: {e}")))?;
     let algorithm_ids = validate::algorithm_ids(body.algorithm_ids.as_ref())?;
     let analytics_only = validate::flag(body.analytics_only.as_ref(), "analytics_only", true)?;
     let force_rerun = validate::flag(body.force_rerun.as_ref(), "force_rerun", false)?;
