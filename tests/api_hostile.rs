@@ -202,6 +202,9 @@ async fn a_body_is_an_object_never_the_fields_in_order() {
         ("/api/v1/partners", json!(["Globex"])),
         ("/api/v1/keys", json!(["platform", null])),
         ("/api/v1/organizations", json!([t.partner, "Initech"])),
+        // Routes that read raw bytes (an optional body) follow the same rule.
+        ("/api/v1/algorithms/sentiment_v1/activate", json!(["1.0.0"])),
+        ("/api/v1/jobs/retry", json!(["rerun", "call-1", null])),
     ] {
         let r = s.post(&s.platform, path, body.clone()).await;
         assert_eq!(r.status, 422, "{path} {body}: {}", r.body);

@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use super::algorithms::{AlgorithmView, check_scope, describe, managed, may_manage, visible};
 use super::auth::Caller;
 use super::error::ErrorBody;
-use super::error::{ApiBytes, ApiError, ApiPath, ApiResult};
+use super::error::{ApiBytes, ApiError, ApiPath, ApiResult, from_json_object};
 use crate::jobs::{AlgorithmScope, AlgorithmStatus};
 use crate::lifecycle::{self, Manifest, PublishError, PublishOutcome, Publisher};
 use crate::state::AppState;
@@ -233,9 +233,9 @@ async fn read_upload(state: &AppState, query: QueryManifest, request: Request) -
             match name.as_str() {
                 "component" => component = Some(data),
                 "manifest" => {
-                    manifest = serde_json::from_slice(&data).map_err(|e| {
-                        ApiError::unprocessable(format!("The manifest part is not a valid manifest: {e}"))
-                    })?
+                    let value = serde_json::from_slice(&data)
+                        .map_err(|e| ApiError::unprocessable(format!("The manifest part is not valid JSON: {e}")))?;
+                    manifest = from_json_object(value, "The manifest part")?
                 }
                 other => {
                     return Err(ApiError::unprocessable(format!(
@@ -457,11 +457,12 @@ fn version_choice(body: &[u8]) -> ApiResult<VersionChoice> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(VersionChoice::default());
     }
-    serde_json::from_slice(body).map_err(|e| {
+    let value = serde_json::from_slice(body).map_err(|e| {
         ApiError::unprocessable(format!(
-            "Body is not valid: {e}; send {{\"version\": \"1.2.0\"}} or nothing"
+            "Body is not valid JSON: {e}; send {{\"version\": \"1.2.0\"}} or nothing"
         ))
-    })
+    })?;
+    from_json_object(value, "Body")
 }
 
 /// Makes `version` the active one: loaded first (so a version that does not

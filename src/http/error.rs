@@ -147,15 +147,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(body_too_large()),
             Err(rejection) => return Err(ApiError::Unprocessable(json_rejection_detail(&rejection))),
         };
-        // Every body is a JSON object: serde alone would also take an array
-        // as a struct's fields in order (`["Acme"]` as `{"name": "Acme"}`).
-        if !value.is_object() {
-            return Err(ApiError::unprocessable("Body must be a JSON object"));
-        }
-        serde_path_to_error::deserialize(value)
-            .map(Self)
-            .map_err(|e| ApiError::Unprocessable(format!("Body has the wrong shape: {e}")))
+        from_json_object(value, "Body").map(Self)
     }
+}
+
+/// Reads a JSON body (`what`: "Body", or a JSON part of one) into `T`. It
+/// must be an object: serde alone would also take an array as a struct's
+/// fields in order (`["Acme"]` as `{"name": "Acme"}`). A wrong field is named.
+pub fn from_json_object<T: DeserializeOwned>(value: serde_json::Value, what: &str) -> ApiResult<T> {
+    if !value.is_object() {
+        return Err(ApiError::unprocessable(format!("{what} must be a JSON object")));
+    }
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| ApiError::Unprocessable(format!("{what} has the wrong shape: {e}")))
 }
 
 /// A raw body (endpoints whose body is optional or not JSON) whose rejection
@@ -248,11 +252,6 @@ fn json_rejection_detail(rejection: &JsonRejection) -> String {
             "Body is not valid JSON: {}",
             e.body_text()
                 .trim_start_matches("Failed to parse the request body as JSON: ")
-        ),
-        JsonRejection::JsonDataError(e) => format!(
-            "Body has the wrong shape: {}",
-            e.body_text()
-                .trim_start_matches("Failed to deserialize the JSON body into the target type: ")
         ),
         other => other.body_text(),
     }

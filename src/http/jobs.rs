@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Caller;
 use super::calls::JobCreated;
 use super::error::ErrorBody;
-use super::error::{ApiBytes, ApiError, ApiJson, ApiPath, ApiResult};
+use super::error::{ApiBytes, ApiError, ApiJson, ApiPath, ApiResult, from_json_object};
 use super::on_demand::ChildJobCreated;
 use super::validate;
 use crate::jobs::{JobKind, JobStatus, RunStatus};
@@ -484,7 +484,9 @@ pub async fn retry(
     let body: RetryBody = if body.iter().all(u8::is_ascii_whitespace) {
         RetryBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::unprocessable(format!("Body is not valid: {e}")))?
+        let value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::unprocessable(format!("Body is not valid JSON: {e}")))?;
+        from_json_object(value, "Body")?
     };
     if body.source_call_id.is_some() || body.source_company_id.is_some() {
         return Err(ApiError::unprocessable(
