@@ -31,6 +31,8 @@ pub struct ServeConfig {
     pub plugins_dir: Option<PathBuf>,
     /// Largest component `POST /api/v1/algorithms` accepts.
     pub max_component_bytes: usize,
+    /// Most calls one experiment or backfill may select (`GENSAIL_MAX_BATCH_CALLS`).
+    pub max_batch_calls: i64,
     /// Hosts, IPs or CIDRs webhooks may reach although they are private (`GENSAIL_WEBHOOK_ALLOWLIST`).
     pub webhook_allowlist: String,
     /// Rate limits.
@@ -66,6 +68,7 @@ impl ServeConfig {
             platform_token: None,
             plugins_dir: None,
             max_component_bytes: 32 << 20,
+            max_batch_calls: 100_000,
             webhook_allowlist: String::new(),
             rate_limits: RateLimitConfig::default(),
             api: true,
@@ -115,6 +118,8 @@ pub async fn build_state(config: &ServeConfig, clock: SharedClock) -> anyhow::Re
         deliveries_due: Arc::new(Notify::new()),
         max_component_bytes: config.max_component_bytes,
         publishing_keys: Arc::default(),
+        max_batch_calls: config.max_batch_calls,
+        batch_versions: Arc::default(),
     };
     // The database says which versions are active; load them (the bundled
     // ones are already compiled, so they are handed over as hints).

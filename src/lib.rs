@@ -15,7 +15,9 @@
 //! - [`jobs`]: the job core's rules: job, run and delivery statuses and their transitions.
 //! - [`store`]: every database read and write (sqlx; SQLite or PostgreSQL).
 //! - [`lifecycle`]: publishing, activating and rolling back algorithm versions; directory hot-load.
-//! - [`worker`]: claims jobs with a lease and runs their algorithms.
+//! - [`on_demand`]: the `run-algorithms` use case (its checks and the child job).
+//! - [`worker`]: claims jobs with a lease and runs their algorithms; takes batch work when idle.
+//! - [`batch`]: experiments and backfills over stored calls, run by the worker.
 //! - [`delivery`]: sends signed webhooks from the outbox.
 //! - [`ratelimit`]: per-key limits by scope.
 //! - [`metrics`]: Prometheus metrics.
@@ -26,6 +28,7 @@
 //! - [`bundled`]: the bundled algorithm components, embedded at build time, and loading them.
 
 pub mod app;
+pub mod batch;
 pub mod bundled;
 pub mod cli;
 pub mod clock;
@@ -35,6 +38,7 @@ pub mod http;
 pub mod jobs;
 pub mod lifecycle;
 pub mod metrics;
+pub mod on_demand;
 pub mod outbound;
 pub mod ratelimit;
 pub mod secrets;

@@ -35,6 +35,11 @@ pub struct AppState {
     /// Keys with a publish compiling now: one at a time per key, so one key
     /// cannot queue up the server's compiles.
     pub publishing_keys: Arc<dashmap::DashSet<i64>>,
+    /// Most calls one experiment or backfill may select.
+    pub max_batch_calls: i64,
+    /// Versions experiments run that are not the active ones, loaded once
+    /// per process, by component sha256.
+    pub batch_versions: Arc<dashmap::DashMap<String, Arc<gensail_engine::LoadedAlgorithm>>>,
 }
 
 impl AppState {

@@ -6,6 +6,10 @@
 //! lease expires, and any worker picks the job up again: runs already
 //! completed are kept, the rest run (a run is only ever stored as completed
 //! once; see `Store::finish_run`).
+//!
+//! When no interactive job waits, the worker takes batch work (a backfill's
+//! child jobs, chunks of experiments and backfills; see [`crate::batch`]),
+//! with at most half its slots, so an interactive job never waits for a batch.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +19,7 @@ use serde_json::json;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::batch;
 use crate::clock;
 use crate::state::AppState;
 use crate::store::ClaimedJob;
@@ -77,10 +82,12 @@ impl Worker {
     /// grace period for jobs in flight and releases the leases of the rest.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let slots = Arc::new(Semaphore::new(self.config.max_jobs.max(1)));
+        let batch_slots = Arc::new(Semaphore::new(batch_share(self.config.max_jobs)));
         let mut tasks: JoinSet<i64> = JoinSet::new();
         let mut in_flight: Vec<i64> = Vec::new();
         let mut backoff = CLAIM_BACKOFF_START;
         while !*stop.borrow() {
+            let mut interactive_idle = false;
             while let Ok(permit) = slots.clone().try_acquire_owned() {
                 match self.state.store.claim_job(&self.config.id, &self.lease_until()).await {
                     Ok(Some(claimed)) => {
@@ -95,6 +102,7 @@ impl Worker {
                     }
                     Ok(None) => {
                         backoff = CLAIM_BACKOFF_START;
+                        interactive_idle = true;
                         break;
                     }
                     Err(e) => {
@@ -107,6 +115,33 @@ impl Worker {
                             _ = stop.changed() => {}
                         }
                         backoff = (backoff * 2).min(CLAIM_BACKOFF_MAX);
+                        break;
+                    }
+                }
+            }
+            // Batch work only when no interactive job waits, and at most its share of the slots.
+            while interactive_idle && !*stop.borrow() {
+                let Ok(batch) = batch_slots.clone().try_acquire_owned() else {
+                    break;
+                };
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    break;
+                };
+                match self.claim_batch().await {
+                    Ok(Some(work)) => {
+                        if let BatchWork::Job(claimed) = &work {
+                            in_flight.push(claimed.job.job_id);
+                        }
+                        let (state, config) = (self.state.clone(), self.config.clone());
+                        tasks.spawn(async move {
+                            let id = work.run(&state, &config).await;
+                            drop((permit, batch));
+                            id
+                        });
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot claim batch work");
                         break;
                     }
                 }
@@ -134,6 +169,61 @@ impl Worker {
                 // Give the job back so another worker takes it at once.
                 let _ = self.state.store.release_lease(*job_id, &self.config.id).await;
                 tracing::warn!(job_id, "released unfinished job at shutdown");
+            }
+        }
+    }
+}
+
+impl Worker {
+    /// The next batch work: a backfill's child job, else a chunk of an
+    /// experiment's calls, else a chunk of a backfill's calls.
+    async fn claim_batch(&self) -> Result<Option<BatchWork>, crate::store::StoreError> {
+        let (store, worker, lease) = (&self.state.store, &self.config.id, self.lease_until());
+        if let Some(job) = store.claim_batch_job(worker, &lease).await? {
+            return Ok(Some(BatchWork::Job(Box::new(job))));
+        }
+        if let Some(chunk) = store.claim_experiment_items(worker, &lease, batch::CHUNK).await? {
+            return Ok(Some(BatchWork::Experiment(Box::new(chunk))));
+        }
+        Ok(store
+            .claim_backfill_items(worker, &lease, batch::CHUNK)
+            .await?
+            .map(|chunk| BatchWork::Backfill(Box::new(chunk))))
+    }
+}
+
+/// Slots batch work may hold: half the worker's, at least one, so an
+/// interactive job always finds a free slot while a batch runs.
+fn batch_share(max_jobs: usize) -> usize {
+    (max_jobs / 2).max(1)
+}
+
+/// One piece of batch work a worker took.
+enum BatchWork {
+    /// A backfill's child job.
+    Job(Box<ClaimedJob>),
+    /// Calls of an experiment.
+    Experiment(Box<crate::store::ExperimentChunk>),
+    /// Calls of a backfill.
+    Backfill(Box<crate::store::BackfillChunk>),
+}
+
+impl BatchWork {
+    /// Does the work; returns the job ID it held, if any (0 otherwise).
+    async fn run(self, state: &AppState, config: &WorkerConfig) -> i64 {
+        match self {
+            Self::Job(claimed) => {
+                let id = claimed.job.job_id;
+                process(state, config, *claimed).await;
+                id
+            }
+            Self::Experiment(chunk) => {
+                batch::experiments::process(state, &config.id, *chunk).await;
+                0
+            }
+            Self::Backfill(chunk) => {
+                batch::backfills::process(state, &config.id, *chunk).await;
+                0
             }
         }
     }

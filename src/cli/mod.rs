@@ -1,11 +1,17 @@
-//! The command line: `gensail serve`, `gensail worker`, and `gensail
-//! algorithms list | inspect | run | new | publish`.
+//! The command line: `gensail serve`, `gensail worker`, `gensail
+//! algorithms list | inspect | run | new | publish`, and the clients of a
+//! running service: `gensail experiments run | show | results` and
+//! `gensail backfill`.
 //!
 //! # Layout
 //! - this file: argument parsing and the local commands.
 //! - [`scaffold`]: `algorithms new`, a plugin crate from `template/`.
-//! - [`publish`]: `algorithms publish`, the API client.
+//! - [`publish`]: `algorithms publish`.
+//! - [`client`]: the API client the client commands share (server, token, event streams).
+//! - [`experiments`]: `experiments` and `backfill`, with progress bars.
 
+pub mod client;
+pub mod experiments;
 pub mod publish;
 pub mod scaffold;
 
@@ -41,6 +47,11 @@ pub enum Command {
     /// Work with algorithm plugins locally.
     #[command(subcommand)]
     Algorithms(AlgorithmsCommand),
+    /// Compare two algorithm versions over stored calls on a running service (token from GENSAIL_TOKEN).
+    #[command(subcommand)]
+    Experiments(experiments::ExperimentsCommand),
+    /// Run algorithms over stored calls on a running service, as run-algorithms on each would (token from GENSAIL_TOKEN).
+    Backfill(experiments::BackfillArgs),
     /// Compiles one component for a parent gensail process, within the limits
     /// it is given (the parent starts this; not for people).
     #[command(hide = true)]
@@ -164,6 +175,9 @@ pub struct ServeArgs {
     /// Largest component `POST /api/v1/algorithms` accepts, in bytes.
     #[arg(long, env = "GENSAIL_MAX_COMPONENT_BYTES", default_value_t = 32 << 20)]
     pub max_component_bytes: usize,
+    /// Most calls one experiment or backfill may select.
+    #[arg(long, env = "GENSAIL_MAX_BATCH_CALLS", default_value_t = 100_000)]
+    pub max_batch_calls: i64,
     /// Database, secret key and run limits.
     #[command(flatten)]
     pub node: NodeArgs,
@@ -263,11 +277,17 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Algorithms(AlgorithmsCommand::Publish(args)) => return publish::publish(args, engine_config).await,
+        Command::Experiments(command) => return experiments::experiments(command).await,
+        Command::Backfill(args) => return experiments::backfill(args).await,
         other => other,
     };
     let engine = Engine::new(engine_config)?;
     match command {
-        Command::Serve(_) | Command::Worker(_) | Command::CompileComponent { .. } => unreachable!("handled above"),
+        Command::Serve(_)
+        | Command::Worker(_)
+        | Command::CompileComponent { .. }
+        | Command::Experiments(_)
+        | Command::Backfill(_) => unreachable!("handled above"),
         Command::Algorithms(AlgorithmsCommand::List) => {
             let loaded = bundled::load_all(&engine).await?;
             let list: Vec<_> = loaded
@@ -390,6 +410,7 @@ async fn serve(data_dir: PathBuf, engine: EngineConfig, args: ServeArgs) -> anyh
     };
     config.plugins_dir = args.plugins_dir;
     config.max_component_bytes = args.max_component_bytes;
+    config.max_batch_calls = args.max_batch_calls.max(1);
     crate::app::serve(config, args.demo).await
 }
 

@@ -60,7 +60,31 @@ impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::BadRequest(message.into())
     }
+
+    /// The `detail` the client is told (where an answer is not a response:
+    /// an event stream's error event).
+    pub fn detail(&self) -> String {
+        match self {
+            Self::BadRequest(d)
+            | Self::Unauthorized(d)
+            | Self::Forbidden(d)
+            | Self::NotFound(d)
+            | Self::Conflict(d)
+            | Self::PayloadTooLarge(d)
+            | Self::UnsupportedMediaType(d)
+            | Self::Unprocessable(d)
+            | Self::Unavailable(d, _) => d.clone(),
+            Self::TooManyRequests(_) => RATE_LIMITED.to_owned(),
+            Self::Internal(_) => INTERNAL.to_owned(),
+        }
+    }
 }
+
+/// The `detail` of a 429.
+const RATE_LIMITED: &str = "Rate limit exceeded: wait for Retry-After seconds, then retry with backoff";
+
+/// The `detail` of a 500 (its cause is logged, never told).
+const INTERNAL: &str = "Internal server error";
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -73,11 +97,7 @@ impl IntoResponse for ApiError {
             Self::PayloadTooLarge(d) => (StatusCode::PAYLOAD_TOO_LARGE, d, None),
             Self::UnsupportedMediaType(d) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, d, None),
             Self::Unprocessable(d) => (StatusCode::UNPROCESSABLE_ENTITY, d, None),
-            Self::TooManyRequests(h) => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "Rate limit exceeded: wait for Retry-After seconds, then retry with backoff".to_owned(),
-                Some(h),
-            ),
+            Self::TooManyRequests(h) => (StatusCode::TOO_MANY_REQUESTS, RATE_LIMITED.to_owned(), Some(h)),
             Self::Unavailable(d, retry_after) => {
                 let mut h = HeaderMap::new();
                 h.insert(axum::http::header::RETRY_AFTER, retry_after.into());
@@ -85,11 +105,7 @@ impl IntoResponse for ApiError {
             }
             Self::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "internal error");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Internal server error".to_owned(),
-                    None,
-                )
+                (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL.to_owned(), None)
             }
         };
         let mut response = (status, Json(ErrorBody { detail })).into_response();

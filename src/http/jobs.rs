@@ -4,7 +4,6 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -110,46 +109,6 @@ pub struct Redelivered {
     message: &'static str,
 }
 
-/// `since`: a relative age (`30d`, `12h`, `15m`) or an RFC 3339 time.
-fn parse_since(state: &AppState, since: &str) -> ApiResult<String> {
-    let unreadable = || {
-        ApiError::unprocessable(format!(
-            "since must be an age such as 30d, 12h or 15m (at most {MAX_SINCE_DAYS}d), or an RFC 3339 time; not {since:?}"
-        ))
-    };
-    match relative_age(since) {
-        // Checked: an age reaching before the calendar's start is refused, not a panic.
-        Some(age) => age
-            .filter(|age| age.num_days() <= MAX_SINCE_DAYS)
-            .and_then(|age| state.store.clock().now().checked_sub_signed(age))
-            .map(crate::clock::format)
-            .ok_or_else(unreadable),
-        None => crate::clock::parse(since)
-            .map(crate::clock::format)
-            .ok_or_else(unreadable),
-    }
-}
-
-/// The longest age `since` accepts: a century covers every stored call.
-const MAX_SINCE_DAYS: i64 = 36_500;
-
-/// `Some(age)` when `since` has the form of an age (`None` inside when its
-/// number is too large to be a duration); `None` when it is not an age.
-fn relative_age(since: &str) -> Option<Option<Duration>> {
-    let (last, _) = since.char_indices().last()?;
-    let (number, unit) = since.split_at(last);
-    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let n: Option<i64> = number.parse().ok();
-    match unit {
-        "d" => Some(n.and_then(Duration::try_days)),
-        "h" => Some(n.and_then(Duration::try_hours)),
-        "m" => Some(n.and_then(Duration::try_minutes)),
-        _ => None,
-    }
-}
-
 /// `GET /jobs`: jobs the key reaches, newest first, cursor-paginated.
 #[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(ListQuery), responses((status = 200, body = JobPage)))]
 pub async fn list(
@@ -161,21 +120,10 @@ pub async fn list(
     let statuses = query
         .status
         .as_deref()
-        .map(|s| {
-            s.split(',')
-                .map(str::trim)
-                .filter(|x| !x.is_empty())
-                .map(|word| {
-                    JobStatus::parse(word).ok_or_else(|| {
-                        let all: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
-                        ApiError::unprocessable(format!("status {word:?} is not a job status ({})", all.join(", ")))
-                    })
-                })
-                .collect::<ApiResult<Vec<JobStatus>>>()
-        })
+        .map(|s| validate::statuses(s.split(',').map(str::trim).filter(|x| !x.is_empty())))
         .transpose()?
         .unwrap_or_default();
-    let since = query.since.as_deref().map(|s| parse_since(&state, s)).transpose()?;
+    let since = query.since.as_deref().map(|s| validate::since(&state, s)).transpose()?;
     let before_id = query
         .cursor
         .as_deref()

@@ -13,14 +13,20 @@
 //! - [`algorithm_versions`]: publish, version history, activate, rollback, compare.
 //! - [`workspace_algorithms`]: assignment to workspaces and per-workspace config.
 //! - [`webhooks`]: webhook endpoint and credential configuration.
+//! - [`experiments`]: version comparisons over stored calls. [`backfills`]:
+//!   `run-algorithms` over stored calls. [`batches`]: what the two share
+//!   (the `jobs` selector, cursors, progress events).
 //! - [`openapi`]: the OpenAPI document and the offline Swagger UI at `/docs`.
 
 pub mod algorithm_versions;
 pub mod algorithms;
 pub mod auth;
+pub mod backfills;
+pub mod batches;
 pub mod calls;
 pub mod drain;
 pub mod error;
+pub mod experiments;
 pub mod jobs;
 pub mod on_demand;
 pub mod openapi;
@@ -63,6 +69,16 @@ pub fn router(state: AppState) -> Router {
         .route("/jobs/{job_id}/retry", post(jobs::retry))
         .route("/jobs/{job_id}/run-algorithms", post(on_demand::run_algorithms))
         .route("/algorithm-runs/{run_id}", get(runs::get))
+        .route("/experiments", post(experiments::create).get(experiments::list))
+        .route("/experiments/{experiment_id}", get(experiments::get))
+        .route("/experiments/{experiment_id}/results", get(experiments::results))
+        .route("/experiments/{experiment_id}/cancel", post(experiments::cancel))
+        .route("/experiments/{experiment_id}/events", get(experiments::events))
+        .route("/backfills", post(backfills::create).get(backfills::list))
+        .route("/backfills/{backfill_id}", get(backfills::get))
+        .route("/backfills/{backfill_id}/jobs", get(backfills::jobs))
+        .route("/backfills/{backfill_id}/cancel", post(backfills::cancel))
+        .route("/backfills/{backfill_id}/events", get(backfills::events))
         .route(
             "/algorithms",
             get(algorithms::list)

@@ -78,30 +78,18 @@ pub async fn run_algorithms(
 
     let job = state.store.job(job_id).await?;
     let workspace = caller.check_job(&state, &job).await?;
-    if !job.status.analysis_done() {
-        return Err(ApiError::bad_request(format!(
-            "Job is still {}. Wait for completion.",
-            job.status
-        )));
-    }
-    let transcript = match &job.transcript_sha256 {
-        Some(sha) => Some((sha, state.store.transcript_summary(sha).await?)),
-        None => None,
-    };
-    if transcript.is_none_or(|(_, summary)| summary.speech_segment_count <= 0) {
-        return Err(ApiError::bad_request("Job has no usable transcript"));
-    }
-    let missing = state.store.unavailable(&workspace, &algorithm_ids).await?;
-    if !missing.is_empty() {
-        return Err(validate::not_available(&missing));
-    }
-
-    let runs = state.store.new_runs(workspace.id, &algorithm_ids).await?;
-    let (child, existing) = match state
-        .store
-        .run_on_demand(&job, runs, analytics_only, force_rerun)
-        .await?
-    {
+    let done = crate::on_demand::run_algorithms(
+        &state,
+        &job,
+        &workspace,
+        &algorithm_ids,
+        analytics_only,
+        force_rerun,
+        None,
+    )
+    .await?
+    .map_err(|refusal| ApiError::bad_request(refusal.detail()))?;
+    let (child, existing) = match done {
         OnDemand::AlreadyRan(existing) => {
             return Ok((
                 StatusCode::OK,
@@ -115,7 +103,6 @@ pub async fn run_algorithms(
         }
         OnDemand::Created { child, existing } => (child, existing),
     };
-    state.wake_worker();
 
     let answer = ChildJobCreated {
         job_id: child.job_id,

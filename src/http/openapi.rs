@@ -8,7 +8,10 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
-use super::{algorithm_versions, algorithms, calls, jobs, on_demand, runs, tenants, webhooks, workspace_algorithms};
+use super::{
+    algorithm_versions, algorithms, backfills, calls, experiments, jobs, on_demand, runs, tenants, webhooks,
+    workspace_algorithms,
+};
 
 struct Security;
 
@@ -133,6 +136,8 @@ fn operation_id(method: &str, path: &str) -> String {
         calls::ingest_transcript, calls::ingest_audio,
         jobs::list, jobs::lookup, jobs::get, jobs::logs, jobs::deliveries, jobs::attach_transcript, jobs::update_status, jobs::retry, jobs::retry_by_source,
         on_demand::run_algorithms,
+        experiments::create, experiments::list, experiments::get, experiments::results, experiments::cancel, experiments::events,
+        backfills::create, backfills::list, backfills::get, backfills::jobs, backfills::cancel, backfills::events,
         runs::for_job, runs::get,
         algorithms::list, algorithms::get, algorithms::set_scope, algorithms::disable, algorithms::enable,
         algorithm_versions::publish, algorithm_versions::versions, algorithm_versions::activate, algorithm_versions::rollback, algorithm_versions::compare,

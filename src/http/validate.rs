@@ -1,6 +1,10 @@
 //! Request checks shared by several endpoints, with the messages callers see.
 
+use chrono::Duration;
+
 use super::error::ApiError;
+use crate::jobs::JobStatus;
+use crate::state::AppState;
 
 /// Most algorithm IDs one request may name (after de-duplication).
 pub const MAX_ALGORITHM_IDS: usize = 10;
@@ -52,11 +56,60 @@ pub fn flag(value: Option<&serde_json::Value>, name: &str, default: bool) -> Res
 
 /// `Algorithms not available: ['a', 'b']`: the spec's exact wording, a Python-style list.
 pub fn not_available(ids: &[String]) -> ApiError {
-    let quoted: Vec<String> = ids
-        .iter()
-        .map(|id| format!("'{}'", id.replace('\\', "\\\\").replace('\'', "\\'")))
-        .collect();
-    ApiError::bad_request(format!("Algorithms not available: [{}]", quoted.join(", ")))
+    ApiError::bad_request(crate::on_demand::Refusal::Unavailable(ids.to_vec()).detail())
+}
+
+/// Reads `since`: a relative age (`30d`, `12h`, `15m`) or an RFC 3339 time.
+pub fn since(state: &AppState, since: &str) -> Result<String, ApiError> {
+    let unreadable = || {
+        ApiError::unprocessable(format!(
+            "since must be an age such as 30d, 12h or 15m (at most {MAX_SINCE_DAYS}d), or an RFC 3339 time; not {since:?}"
+        ))
+    };
+    match relative_age(since) {
+        // Checked: an age reaching before the calendar's start is refused, not a panic.
+        Some(age) => age
+            .filter(|age| age.num_days() <= MAX_SINCE_DAYS)
+            .and_then(|age| state.store.clock().now().checked_sub_signed(age))
+            .map(crate::clock::format)
+            .ok_or_else(unreadable),
+        None => crate::clock::parse(since)
+            .map(crate::clock::format)
+            .ok_or_else(unreadable),
+    }
+}
+
+/// The longest age `since` accepts: a century covers every stored call.
+const MAX_SINCE_DAYS: i64 = 36_500;
+
+/// `Some(age)` when `since` has the form of an age (`None` inside when its
+/// number is too large to be a duration); `None` when it is not an age.
+fn relative_age(since: &str) -> Option<Option<Duration>> {
+    let (last, _) = since.char_indices().last()?;
+    let (number, unit) = since.split_at(last);
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: Option<i64> = number.parse().ok();
+    match unit {
+        "d" => Some(n.and_then(Duration::try_days)),
+        "h" => Some(n.and_then(Duration::try_hours)),
+        "m" => Some(n.and_then(Duration::try_minutes)),
+        _ => None,
+    }
+}
+
+/// Reads job statuses (`completed`, `partial`), naming the words it knows.
+pub fn statuses<'a>(words: impl IntoIterator<Item = &'a str>) -> Result<Vec<JobStatus>, ApiError> {
+    words
+        .into_iter()
+        .map(|word| {
+            JobStatus::parse(word).ok_or_else(|| {
+                let all: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::unprocessable(format!("status {word:?} is not a job status ({})", all.join(", ")))
+            })
+        })
+        .collect()
 }
 
 /// Reads a transcript given as a JSON object or as text (JSON or `Speaker: text` lines).

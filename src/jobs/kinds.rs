@@ -72,3 +72,38 @@ words! {
         Basic = "basic",
     }
 }
+
+words! {
+    /// Where an experiment or a backfill is.
+    BatchStatus {
+        /// Created; no worker has taken a call of it yet.
+        Queued = "queued",
+        /// Workers are taking its calls.
+        Running = "running",
+        /// Every call is done.
+        Completed = "completed",
+        /// Stopped by a client; calls not yet taken are never taken.
+        Cancelled = "cancelled",
+        /// It cannot go on (a version it needs can no longer be loaded).
+        Failed = "failed",
+    }
+}
+
+impl BatchStatus {
+    /// Whether nothing more will happen to it.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Cancelled | Self::Failed)
+    }
+}
+
+words! {
+    /// What a backfill did with one call.
+    BackfillOutcome {
+        /// A child job runs the algorithms.
+        Created = "created",
+        /// Every algorithm already ran on the call (`run-algorithms`' 200).
+        SkippedExisting = "skipped_existing",
+        /// The call fails `run-algorithms`' checks (the reason is kept).
+        SkippedInvalid = "skipped_invalid",
+    }
+}

@@ -16,6 +16,6 @@ pub mod kinds;
 pub mod status;
 pub mod transitions;
 
-pub use kinds::{AlgorithmScope, AlgorithmStatus, AuthType, JobKind, KeyScopeType};
+pub use kinds::{AlgorithmScope, AlgorithmStatus, AuthType, BackfillOutcome, BatchStatus, JobKind, KeyScopeType};
 pub use status::{DeliveryStatus, JobStatus, RunStatus, Word};
 pub use transitions::IllegalTransition;

@@ -222,6 +222,8 @@ mod tests {
             .chain(kinds::AlgorithmScope::ALL.iter().map(|s| s.as_str()))
             .chain(kinds::KeyScopeType::ALL.iter().map(|s| s.as_str()))
             .chain(kinds::AuthType::ALL.iter().map(|s| s.as_str()))
+            .chain(kinds::BatchStatus::ALL.iter().map(|s| s.as_str()))
+            .chain(kinds::BackfillOutcome::ALL.iter().map(|s| s.as_str()))
             .collect();
         let mut found = Vec::new();
         let mut dirs = vec![std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/src"))];

@@ -9,13 +9,10 @@ use gensail_engine::{LoadedAlgorithm, RunReport};
 use serde::Serialize;
 
 use crate::jobs::RunStatus;
-use serde_json::Value;
 
+use crate::batch::compare::{self, PathStyle, ratio};
 use crate::state::AppState;
 use crate::store::StoreError;
-
-/// Most differing paths listed per job; the count is always complete.
-const MAX_LISTED_DIFFERENCES: usize = 50;
 
 /// One version's run on a golden job.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -135,11 +132,10 @@ pub async fn compare(
 }
 
 fn compare_runs(job_id: i64, active: &RunReport, candidate: &RunReport) -> JobComparison {
-    let mut differences = Vec::new();
-    let mut count = 0;
-    if let (Some(a), Some(c)) = (&active.output, &candidate.output) {
-        diff("$", a, c, &mut differences, &mut count);
-    }
+    let (differences, count) = match (&active.output, &candidate.output) {
+        (Some(a), Some(c)) => compare::differences(a, c, PathStyle::JsonPath),
+        _ => (Vec::new(), 0),
+    };
     let both_completed = active.output.is_some() && candidate.output.is_some();
     JobComparison {
         job_id,
@@ -164,79 +160,5 @@ fn summary(report: &RunReport) -> RunSummary {
         error: report.error.as_ref().map(|e| format!("{}: {e}", e.kind())),
         fuel_consumed: report.fuel_consumed,
         wall_time_ms: report.wall_time_ms,
-    }
-}
-
-fn ratio(numerator: f64, denominator: f64) -> Option<f64> {
-    (denominator > 0.0).then(|| (numerator / denominator * 1000.0).round() / 1000.0)
-}
-
-/// Collects the JSON paths where `a` and `b` differ: a changed leaf, a key
-/// only one side has, an array element only one side has.
-fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>, count: &mut usize) {
-    fn record(p: String, out: &mut Vec<String>, count: &mut usize) {
-        *count += 1;
-        if out.len() < MAX_LISTED_DIFFERENCES {
-            out.push(p);
-        }
-    }
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let mut keys: Vec<&String> = x.keys().chain(y.keys().filter(|k| !x.contains_key(*k))).collect();
-            keys.sort();
-            for key in keys {
-                let child = format!("{path}.{key}");
-                match (x.get(key), y.get(key)) {
-                    (Some(l), Some(r)) => diff(&child, l, r, out, count),
-                    _ => record(child, out, count),
-                }
-            }
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            for i in 0..x.len().max(y.len()) {
-                let child = format!("{path}[{i}]");
-                match (x.get(i), y.get(i)) {
-                    (Some(l), Some(r)) => diff(&child, l, r, out, count),
-                    _ => record(child, out, count),
-                }
-            }
-        }
-        _ if a != b => record(path.to_owned(), out, count),
-        _ => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn paths(a: Value, b: Value) -> (Vec<String>, usize) {
-        let (mut out, mut count) = (Vec::new(), 0);
-        diff("$", &a, &b, &mut out, &mut count);
-        (out, count)
-    }
-
-    #[test]
-    fn equal_values_have_no_differences() {
-        assert_eq!(
-            paths(json!({"a": [1, {"b": 2}]}), json!({"a": [1, {"b": 2}]})),
-            (vec![], 0)
-        );
-    }
-
-    #[test]
-    fn differences_name_changed_added_and_removed_paths() {
-        let (out, count) = paths(
-            json!({"score": 0.5, "tags": ["x"], "old": 1}),
-            json!({"score": 0.7, "tags": ["x", "y"], "new": true}),
-        );
-        assert_eq!(out, vec!["$.new", "$.old", "$.score", "$.tags[1]"]);
-        assert_eq!(count, 4);
-    }
-
-    #[test]
-    fn a_type_change_is_one_difference() {
-        assert_eq!(paths(json!({"a": {"b": 1}}), json!({"a": [1]})).0, vec!["$.a"]);
     }
 }

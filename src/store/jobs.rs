@@ -263,6 +263,7 @@ impl Store {
         runs: Vec<NewRun>,
         analytics_only: bool,
         force_rerun: bool,
+        backfill: Option<&super::BackfillClaim>,
     ) -> StoreResult<OnDemand> {
         let root = self.root_job_id(parent.job_id).await?;
         let ids: Vec<String> = runs.iter().map(|r| r.algorithm_id.clone()).collect();
@@ -301,6 +302,16 @@ impl Store {
         let child_id = Self::insert_job(&mut tx, &child, webhook, &now).await?;
         let line = format!("Child job {child_id} created to run {names}");
         Self::add_event_in(&mut tx, parent.job_id, "info", &line, &now).await?;
+        if let Some(claim) = backfill {
+            // The child and the backfill's record of it are one write: a
+            // worker that dies between them cannot leave a call counted twice.
+            if !Self::record_backfill_child(&mut tx, claim, child_id).await? {
+                tx.rollback().await?;
+                return Err(StoreError::Conflict(
+                    "the backfill item is no longer held by this worker".into(),
+                ));
+            }
+        }
         tx.commit().await?;
         Ok(OnDemand::Created {
             child: Box::new(self.job(child_id).await?),

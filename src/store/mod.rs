@@ -22,15 +22,21 @@
 //! - `webhooks`: webhook endpoints and outbound credentials.
 //! - `deliveries`: the webhook outbox and its attempts.
 //! - `settings`: settings every server of a deployment must agree on.
+//! - `selection`: which stored calls an experiment or a backfill covers.
+//! - `experiments`: experiments, their calls and their own runs (memoized).
+//! - `backfills`: backfills, their calls and the child jobs they created.
 
 mod algorithm_versions;
 mod algorithms;
+mod backfills;
 mod db;
 mod deliveries;
 mod events;
+mod experiments;
 mod jobs;
 mod keys;
 mod runs;
+mod selection;
 mod settings;
 mod tenants;
 mod transcripts;
@@ -46,11 +52,17 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use algorithm_versions::{NewVersion, PublishRecord, Published, VersionRow};
 pub use algorithms::AlgorithmRow;
+pub use backfills::{BackfillCall, BackfillChunk, BackfillClaim, BackfillItem, BackfillRow, NewBackfill};
 pub use deliveries::{AttemptOutcome, DeliveryView, DeliveryWork};
 pub use events::JobEvent;
+pub use experiments::{
+    Created, ExperimentChunk, ExperimentItem, ExperimentRow, ItemRow, NewExperiment, RunSource, Side, SideOutcome,
+    SideResult,
+};
 pub use jobs::{JobFilter, JobRow, NewJob, NewRun, OnDemand, TranscriptSource};
 pub use keys::{ApiKey, Scope, check_chosen_token};
 pub use runs::{ClaimedJob, ExistingRun, RunRow};
+pub use selection::Selection;
 pub use tenants::{Organization, Partner, Workspace};
 pub use transcripts::TranscriptSummary;
 pub use webhooks::{CredentialRow, EndpointRow, Entity};

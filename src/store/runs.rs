@@ -103,48 +103,80 @@ pub struct ClaimedJob {
 }
 
 /// A job a worker may take (`j`; `$3` = now, `$4` = queued, `$5` =
-/// analyzing): work left, no live lease.
+/// analyzing) in one lane (`lane`: a condition on `backfill_id`): work
+/// left, no live lease.
 macro_rules! claimable {
-    ($j:literal) => {
+    ($j:literal, $lane:literal) => {
         concat!(
             $j,
             ".status IN ($4, $5) AND (",
             $j,
             ".lease_expires_at IS NULL OR ",
             $j,
-            ".lease_expires_at < $3)"
+            ".lease_expires_at < $3) AND ",
+            $j,
+            ".backfill_id ",
+            $lane
         )
     };
 }
 
-/// The fair choice (see [`Store::claim_job`]): the workspace with the fewest
-/// jobs under a live lease, then the oldest waiting job, then that
-/// workspace's oldest claimable job. Each subquery is an index range on
+/// The fair choice (see [`Store::claim_job`]) in one lane: the workspace
+/// with the fewest jobs under a live lease, then the oldest waiting job, then
+/// that workspace's oldest claimable job. Each subquery is an index range on
 /// `jobs(workspace_id, status, id)`, per workspace, so the cost follows the
 /// number of workspaces, not the length of a backlog.
-const FAIR_CLAIM: &str = concat!(
-    "SELECT j.id FROM jobs j WHERE j.workspace_id = (
-         SELECT w.id FROM workspaces w
-         WHERE EXISTS (SELECT 1 FROM jobs c WHERE c.workspace_id = w.id AND ",
-    claimable!("c"),
-    ")
-         ORDER BY (SELECT COUNT(*) FROM jobs b WHERE b.workspace_id = w.id AND b.status = $5
-                   AND b.lease_expires_at >= $3),
-                  (SELECT MIN(c.id) FROM jobs c WHERE c.workspace_id = w.id AND ",
-    claimable!("c"),
-    ")
-         LIMIT 1)
-     AND ",
-    claimable!("j"),
-    " ORDER BY j.id LIMIT 1"
-);
+macro_rules! fair_claim {
+    ($lane:literal) => {
+        concat!(
+            "SELECT j.id FROM jobs j WHERE j.workspace_id = (
+                 SELECT w.id FROM workspaces w
+                 WHERE EXISTS (SELECT 1 FROM jobs c WHERE c.workspace_id = w.id AND ",
+            claimable!("c", $lane),
+            ")
+                 ORDER BY (SELECT COUNT(*) FROM jobs b WHERE b.workspace_id = w.id AND b.status = $5
+                           AND b.lease_expires_at >= $3),
+                          (SELECT MIN(c.id) FROM jobs c WHERE c.workspace_id = w.id AND ",
+            claimable!("c", $lane),
+            ")
+                 LIMIT 1)
+             AND ",
+            claimable!("j", $lane),
+            " ORDER BY j.id LIMIT 1"
+        )
+    };
+}
 
-/// The oldest claimable job in the deployment.
-const OLDEST_CLAIM: &str = concat!(
-    "SELECT j.id FROM jobs j WHERE ",
-    claimable!("j"),
-    " ORDER BY j.id LIMIT 1"
-);
+/// The oldest claimable job of a lane in the deployment.
+macro_rules! oldest_claim {
+    ($lane:literal) => {
+        concat!(
+            "SELECT j.id FROM jobs j WHERE ",
+            claimable!("j", $lane),
+            " ORDER BY j.id LIMIT 1"
+        )
+    };
+}
+
+/// Which jobs a claim takes: interactive work (ingestion, `run-algorithms`,
+/// retries) always before batch work (a backfill's child jobs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// Jobs a client is waiting for.
+    Interactive,
+    /// A backfill's child jobs.
+    Batch,
+}
+
+impl Lane {
+    /// The fair choice and the oldest-job fallback of this lane.
+    fn choices(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Interactive => (fair_claim!("IS NULL"), oldest_claim!("IS NULL")),
+            Self::Batch => (fair_claim!("IS NOT NULL"), oldest_claim!("IS NOT NULL")),
+        }
+    }
+}
 
 impl Store {
     /// A job's runs, oldest first.
@@ -223,22 +255,32 @@ impl Store {
     /// Claims are fair across workspaces, deployment-wide: the job comes from
     /// the workspace with the fewest jobs under a live lease (on any worker),
     /// and among equals from the one whose oldest waiting job is oldest; within
-    /// a workspace, jobs go oldest first. So one workspace's backfill of
-    /// thousands of calls takes at most its share of the run slots while
-    /// another workspace has work waiting.
+    /// a workspace, jobs go oldest first. So one workspace's thousands of
+    /// ingested calls take at most its share of the run slots while another
+    /// workspace has work waiting. This claims interactive jobs only; a
+    /// backfill's child jobs are [`Store::claim_batch_job`]'s.
     pub async fn claim_job(&self, worker: &str, lease_until: &str) -> StoreResult<Option<ClaimedJob>> {
+        self.claim_in(worker, lease_until, Lane::Interactive).await
+    }
+
+    /// [`Store::claim_job`] for batch work: a backfill's child jobs, taken
+    /// only when the worker found no interactive job.
+    pub async fn claim_batch_job(&self, worker: &str, lease_until: &str) -> StoreResult<Option<ClaimedJob>> {
+        self.claim_in(worker, lease_until, Lane::Batch).await
+    }
+
+    async fn claim_in(&self, worker: &str, lease_until: &str, lane: Lane) -> StoreResult<Option<ClaimedJob>> {
+        let (fair, oldest) = lane.choices();
         let now = self.now();
         // One transaction: the lease, the job's move to analyzing, its log
         // line and its runs' move to running are taken together or not at all.
         let mut tx = self.pool.begin().await?;
-        let mut claimed = self.claim_next(&mut tx, worker, lease_until, &now, FAIR_CLAIM).await?;
+        let mut claimed = self.claim_next(&mut tx, worker, lease_until, &now, fair).await?;
         // PostgreSQL: another worker may hold the lock on the fair choice (the
         // only waiting job of its workspace) for the moment of its own claim;
         // rather than idle, this worker takes the oldest job not locked.
         if claimed.is_none() && self.backend() == Backend::Postgres {
-            claimed = self
-                .claim_next(&mut tx, worker, lease_until, &now, OLDEST_CLAIM)
-                .await?;
+            claimed = self.claim_next(&mut tx, worker, lease_until, &now, oldest).await?;
         }
         let Some(row) = claimed else { return Ok(None) };
         let job_id: i64 = row.get("id");

@@ -50,7 +50,8 @@ pub fn all_fixtures() -> Vec<(String, Transcript)> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "labels.json")
+        // Label files are not transcripts.
+        .filter(|n| !n.ends_with("labels.json"))
         .collect();
     names.sort();
     names.into_iter().map(|n| (n.clone(), fixture(&n))).collect()
