@@ -6,7 +6,11 @@
 //! (b) child-job creation time for a 10-hour vs a 1-minute transcript;
 //! (c) `GET /jobs/{id}` requests per second and p99 under concurrent load;
 //! (d) `GET /jobs/{id}` latency, one client, idle and while hostile CPU-bound
-//!     runs fill every run slot (and as many wait for one).
+//!     runs fill every run slot (and as many wait for one);
+//! (e) an experiment, `rise_dds_v4` vs `rise_dds_v5` over a generated corpus
+//!     of dental calls (`GENSAIL_BENCH_CALLS`, default 10,000): runs per second
+//!     against the engine alone on the same runs, the memoized re-run against
+//!     the first, and the start latency of interactive child jobs meanwhile.
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on the first unexpected error")]
 
@@ -19,7 +23,7 @@ use gensail::state::AppState;
 use serde_json::{Value, json};
 
 mod common;
-use common::transcript_of_words;
+use common::{corpus_call, transcript_of_words};
 
 const TOKEN: &str = "gs_bench_platform_token_0123456789";
 const ALGORITHMS: [&str; 2] = ["sentiment_v1", "internal_metrics_v1"];
@@ -147,6 +151,9 @@ fn main() {
         }
         if wanted("latency") {
             latency().await;
+        }
+        if wanted("experiment") {
+            experiment().await;
         }
     });
 }
@@ -335,5 +342,132 @@ async fn latency() {
         ms(busy_p50),
         ms(busy_p99),
         busy_p99.as_secs_f64() / idle_p99.as_secs_f64()
+    );
+}
+
+async fn experiment() {
+    let calls: usize = std::env::var("GENSAIL_BENCH_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000);
+    let b = start(true).await;
+    let w = b.workspace().await;
+    // The corpus: completed calls (each settled by the worker, with no runs).
+    let started = Instant::now();
+    let mut last = 0;
+    for i in 0..calls {
+        let job = b
+            .state
+            .store
+            .create_job(gensail::store::NewJob {
+                workspace_id: w,
+                parent_job_id: None,
+                kind: gensail::jobs::JobKind::Ingest,
+                status: gensail::jobs::JobStatus::Analyzing,
+                algorithm_ids: Vec::new(),
+                runs: Vec::new(),
+                analytics_only: true,
+                transcript: gensail::store::TranscriptSource::New(corpus_call(i)),
+                source_call_id: Some(format!("bench-{i}")),
+                source_company_id: None,
+                recording_url: None,
+                contacted_at: None,
+                duration_seconds: None,
+                error: None,
+                event: "bench corpus".into(),
+            })
+            .await
+            .unwrap();
+        last = job.job_id;
+    }
+    b.state.wake_worker();
+    b.wait(last).await;
+    loop {
+        let page = b
+            .get(&format!("/api/v1/jobs?status=analyzing&workspace_id={w}&limit=1"))
+            .await;
+        if page["jobs"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "(e) corpus of {calls} calls stored and settled in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    // A call for the interactive child jobs.
+    let parent = b.finished_job(w, 300, &["internal_metrics_v1"]).await;
+
+    let body = json!({"workspace_id": w, "baseline": "rise_dds_v4", "candidate": "rise_dds_v5", "compare": ["/outcome"],
+                      "jobs": {"limit": calls}});
+    let run = async |label: &str| -> (f64, Value) {
+        let started = Instant::now();
+        let id = b.post("/api/v1/experiments", body.clone()).await["experiment_id"]
+            .as_i64()
+            .unwrap();
+        let mut latencies = Vec::new();
+        let done = loop {
+            // An interactive child job now and then: how long until its run starts?
+            let asked = Instant::now();
+            let child = b
+                .post(
+                    &format!("/api/v1/jobs/{parent}/run-algorithms"),
+                    json!({"algorithm_ids": ["sentiment_v1"], "force_rerun": true}),
+                )
+                .await["job_id"]
+                .as_i64()
+                .unwrap();
+            loop {
+                let runs = b.get(&format!("/api/v1/jobs/{child}/runs")).await;
+                if runs["runs"][0]["status"] != "pending" {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            latencies.push(asked.elapsed());
+            let e = b.get(&format!("/api/v1/experiments/{id}")).await;
+            if e["status"] == "completed" {
+                break e;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        let p99 = percentile(&mut latencies, 0.99);
+        println!(
+            "(e) {label}: {calls} calls in {seconds:.1} s ({:.0} runs/s), memoized {}, agreement {}, interactive child-job start p99 {:.0} ms over {} samples",
+            2.0 * calls as f64 / seconds,
+            done["memoized"],
+            done["summary"]["agreement_rate"],
+            p99.as_secs_f64() * 1000.0,
+            latencies.len()
+        );
+        (seconds, done)
+    };
+    let (first, _) = run("first run").await;
+    let (second, _) = run("memoized re-run").await;
+
+    // The same runs through the engine alone, as many at once as the engine has cores.
+    let transcripts: Arc<Vec<_>> = Arc::new((0..calls).map(corpus_call).collect());
+    let engine = b.state.engine.clone();
+    let lanes = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for lane in 0..lanes {
+        let (engine, transcripts) = (engine.clone(), transcripts.clone());
+        tasks.spawn(async move {
+            for t in transcripts.iter().skip(lane).step_by(lanes) {
+                for a in ["rise_dds_v4", "rise_dds_v5"] {
+                    assert_eq!(engine.run(a, t, "{}").await.unwrap().status, "completed");
+                }
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let engine_seconds = started.elapsed().as_secs_f64();
+    println!(
+        "(e) engine alone: {:.0} runs/s; the experiment keeps {:.0} % of it; the memoized re-run takes {:.1} % of the first",
+        2.0 * calls as f64 / engine_seconds,
+        100.0 * engine_seconds / first,
+        100.0 * second / first
     );
 }

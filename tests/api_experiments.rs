@@ -816,3 +816,50 @@ async fn the_cli_runs_an_experiment_and_a_backfill_in_one_command_each() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_experiment_over_many_calls_costs_one_request_of_the_rate_limit() {
+    let s = TestServer::start_with(|c| c.rate_limits.workspace_per_minute = 3).await;
+    let t = s.tenant("Budget").await;
+    calls(&s, &t, &DENTAL[..5], &["sentiment_v1"]).await;
+    // Five calls, two algorithms: ten runs, one request.
+    let r = s
+        .post(
+            &t.workspace_key,
+            "/api/v1/experiments",
+            json!({"baseline": "rise_dds_v4", "candidate": "rise_dds_v5"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    assert_eq!(r.headers["x-ratelimit-remaining"], "2");
+    let done = wait_batch(&s, &format!("/api/v1/experiments/{}", r.body["experiment_id"])).await;
+    assert_eq!(done["done"], 5);
+    let r = s
+        .post(
+            &t.workspace_key,
+            "/api/v1/backfills",
+            json!({"algorithm_ids": ["competitor_mentions_v1"]}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.headers["x-ratelimit-remaining"].to_str().unwrap()),
+        (StatusCode::ACCEPTED, "1")
+    );
+    let r = s.get(&t.workspace_key, "/api/v1/experiments").await;
+    assert_eq!(r.headers["x-ratelimit-remaining"], "0");
+    let r = s
+        .post(
+            &t.workspace_key,
+            "/api/v1/experiments",
+            json!({"baseline": "rise_dds_v4", "candidate": "rise_dds_v5"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        s.get(&s.platform, "/api/v1/experiments").await.body["experiments"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
