@@ -863,3 +863,29 @@ async fn an_experiment_over_many_calls_costs_one_request_of_the_rate_limit() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_of_another_workspace_are_never_reused() {
+    let s = TestServer::start().await;
+    let mine = s.tenant("Mine").await;
+    let theirs = s.tenant("Theirs").await;
+    // The same calls in both workspaces; only theirs ran internal_metrics_v1.
+    let jobs = calls(&s, &mine, &DENTAL[..3], &["sentiment_v1"]).await;
+    calls(&s, &theirs, &DENTAL[..3], &["internal_metrics_v1"]).await;
+    let body =
+        json!({"baseline": "internal_metrics_v1", "candidate": "internal_metrics_v1", "jobs": {"job_ids": jobs}});
+    let id = s.ok(&mine.workspace_key, "/api/v1/experiments", body, 202).await["experiment_id"]
+        .as_i64()
+        .unwrap();
+    let done = wait_batch(&s, &format!("/api/v1/experiments/{id}")).await;
+    assert_eq!(
+        (done["done"].as_i64(), done["memoized"].as_i64()),
+        (Some(3), Some(0)),
+        "{done}"
+    );
+    let results = all_results(&s, &mine.workspace_key, id).await;
+    assert!(
+        results.iter().all(|r| r["baseline"]["run_source"] == "experiment"),
+        "{results:?}"
+    );
+}

@@ -70,7 +70,8 @@ CREATE TABLE experiment_runs (
     created_at TEXT NOT NULL
 );
 CREATE INDEX experiment_runs_memo ON experiment_runs(component_sha256, config_sha256, transcript_sha256);
-CREATE INDEX algorithm_runs_memo ON algorithm_runs(component_sha256, config_sha256);
+-- A call's jobs by transcript: where a production run of the same transcript is found.
+CREATE INDEX jobs_transcript ON jobs(transcript_sha256);
 
 CREATE TABLE backfills (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -143,7 +143,11 @@ async fn run_chunk(state: &AppState, worker: &str, chunk: &ExperimentChunk) -> a
         let mut transcript: Option<Transcript> = None;
         let mut pair = Vec::with_capacity(2);
         for (side, algorithm) in sides.iter().zip(&loaded) {
-            if let Some(reused) = state.store.reusable_run(side, &item.transcript_sha256).await? {
+            if let Some(reused) = state
+                .store
+                .reusable_run(side, &item.transcript_sha256, experiment.workspace_id)
+                .await?
+            {
                 pair.push(SideResult::Reused(reused));
                 continue;
             }

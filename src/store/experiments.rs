@@ -352,23 +352,33 @@ impl Store {
     }
 
     /// A stored run of this component and config on this transcript that an
-    /// experiment may reuse: an experiment's own, else a production run;
-    /// completed, or failed for a reason the inputs alone decide.
-    pub async fn reusable_run(&self, side: &Side, transcript_sha256: &str) -> StoreResult<Option<SideOutcome>> {
+    /// experiment of `workspace_id` may reuse: one of the workspace's
+    /// experiments', else one of its jobs'; completed, or failed for a reason
+    /// the inputs alone decide. Never another workspace's: its run IDs and
+    /// costs would tell that it has a call with the same transcript.
+    pub async fn reusable_run(
+        &self,
+        side: &Side,
+        transcript_sha256: &str,
+        workspace_id: i64,
+    ) -> StoreResult<Option<SideOutcome>> {
         let (completed, failed) = (RunStatus::Completed, RunStatus::Failed);
         let sources = [
             (
                 RunSource::Experiment,
-                "SELECT id, status, result, error, fuel_consumed, duration_ms FROM experiment_runs
-                 WHERE component_sha256 = $1 AND config_sha256 = $2 AND transcript_sha256 = $3
-                   AND status IN ($4, $5) ORDER BY id DESC LIMIT 20",
+                "SELECT r.id, r.status, r.result, r.error, r.fuel_consumed, r.duration_ms FROM experiment_runs r
+                 JOIN experiments e ON e.id = r.experiment_id
+                 WHERE r.component_sha256 = $1 AND r.config_sha256 = $2 AND r.transcript_sha256 = $3
+                   AND r.status IN ($4, $5) AND e.workspace_id = $6 AND r.algorithm_id = $7
+                 ORDER BY r.id DESC LIMIT 20",
             ),
             (
                 RunSource::Production,
-                "SELECT r.id, r.status, r.result, r.error, r.fuel_consumed, r.duration_ms FROM algorithm_runs r
-                 JOIN jobs j ON j.id = r.job_id
-                 WHERE r.component_sha256 = $1 AND r.config_sha256 = $2 AND j.transcript_sha256 = $3
-                   AND r.status IN ($4, $5) ORDER BY r.id DESC LIMIT 20",
+                "SELECT r.id, r.status, r.result, r.error, r.fuel_consumed, r.duration_ms FROM jobs j
+                 JOIN algorithm_runs r ON r.job_id = j.id AND r.algorithm_id = $7
+                 WHERE j.transcript_sha256 = $3 AND j.workspace_id = $6
+                   AND r.component_sha256 = $1 AND r.config_sha256 = $2 AND r.status IN ($4, $5)
+                 ORDER BY r.id DESC LIMIT 20",
             ),
         ];
         for (source, sql) in sources {
@@ -378,6 +388,8 @@ impl Store {
                 .bind(transcript_sha256)
                 .bind(completed)
                 .bind(failed)
+                .bind(workspace_id)
+                .bind(side.algorithm_id.as_str())
                 .fetch_all(&self.pool)
                 .await?;
             for r in &rows {
