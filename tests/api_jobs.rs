@@ -185,6 +185,13 @@ async fn audio_calls_wait_for_their_transcript() {
         s.get(&t.workspace_key, &format!("/api/v1/jobs/{job}")).await.body["status"],
         "transcribing"
     );
+    let r = s.get(&t.workspace_key, &format!("/api/v1/jobs/{job}/transcript")).await;
+    assert_eq!(r.status, 404);
+    assert!(
+        r.detail().contains("has no transcript yet (it is transcribing)"),
+        "{}",
+        r.detail()
+    );
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/plugins/fixtures/dental_reschedule.txt"
@@ -202,6 +209,19 @@ async fn audio_calls_wait_for_their_transcript() {
     s.wait(&t.workspace_key, job).await;
     let runs = s.get(&t.workspace_key, &format!("/api/v1/jobs/{job}/runs")).await.body;
     assert_eq!(runs["runs"][0]["result"]["outcome"], "rescheduled");
+    // The transcript reads back exactly as the algorithm got it, to replay the run.
+    let r = s.get(&t.workspace_key, &format!("/api/v1/jobs/{job}/transcript")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let stored: gensail_host_api::Transcript = serde_json::from_value(r.body["transcript"].clone()).unwrap();
+    assert_eq!(stored, gensail_host_api::Transcript::parse(&text).unwrap());
+    assert_eq!(
+        r.body["sha256"],
+        s.get(&t.workspace_key, &format!("/api/v1/jobs/{job}")).await.body["transcript"]["sha256"]
+    );
+    let other = s.tenant("Other").await;
+    for key in [&other.workspace_key, &other.organization_key, &other.partner_key] {
+        assert_eq!(s.get(key, &format!("/api/v1/jobs/{job}/transcript")).await.status, 403);
+    }
     let r = s
         .request(
             reqwest::Method::PUT,

@@ -454,6 +454,28 @@ async fn openapi_document_and_offline_docs_page() {
         }
     }
     assert!(doc["components"]["schemas"]["RunAlgorithmsRequest"].is_object());
+    // Every reference resolves (a type used only in a query's parameters is
+    // easy to leave out of the components; validators refuse the document).
+    fn refs<'v>(v: &'v serde_json::Value, out: &mut Vec<&'v str>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                    out.push(r);
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    for r in found {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("{r} is not a schema"));
+        assert!(doc["components"]["schemas"][name].is_object(), "{r} does not resolve");
+    }
     // The docs page and its script come from the binary, not a CDN.
     let page = client.get(format!("{}/docs/", s.base)).send().await.unwrap();
     assert_eq!(page.status(), 200);

@@ -138,8 +138,10 @@ pub enum Format {
 #[into_params(parameter_in = Query)]
 pub struct ResultsQuery {
     /// `all` (default) or `differ`.
+    #[param(inline)]
     only: Option<Only>,
     /// `json` (default, paged), `csv` or `jsonl` (the whole export).
+    #[param(inline)]
     format: Option<Format>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,

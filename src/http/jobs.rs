@@ -278,6 +278,40 @@ pub struct AttachTranscript {
     transcript: Value,
 }
 
+/// `GET /jobs/{id}/transcript`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobTranscript {
+    job_id: i64,
+    /// sha256 of the stored form (the same for every job of the call).
+    sha256: String,
+    /// `{language?, duration_ms, segments: [{speaker, start_ms, end_ms, text, confidence?, channel?}]}`,
+    /// exactly as algorithms receive it.
+    #[schema(value_type = Object)]
+    transcript: gensail_host_api::Transcript,
+}
+
+/// `GET /jobs/{id}/transcript`: the transcript algorithms ran on, to replay a run.
+#[utoipa::path(get, path = "/api/v1/jobs/{job_id}/transcript", tag = "jobs", params(("job_id" = i64, Path)), responses((status = 200, body = JobTranscript), (status = 404, description = "No such job, or it has no transcript yet", body = ErrorBody)))]
+pub async fn transcript(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(job_id): ApiPath<i64>,
+) -> ApiResult<Json<JobTranscript>> {
+    let job = visible_job(&state, &caller, job_id).await?;
+    let Some(sha256) = job.transcript_sha256 else {
+        return Err(ApiError::NotFound(format!(
+            "Job {job_id} has no transcript yet (it is {}); attach one with PUT /api/v1/jobs/{job_id}/transcript",
+            job.status
+        )));
+    };
+    let transcript = state.store.transcript(&sha256).await?;
+    Ok(Json(JobTranscript {
+        job_id,
+        sha256,
+        transcript,
+    }))
+}
+
 /// `PUT /jobs/{id}/transcript`: an external transcriber hands over the transcript.
 #[utoipa::path(put, path = "/api/v1/jobs/{job_id}/transcript", tag = "jobs", params(("job_id" = i64, Path)), request_body = AttachTranscript, responses((status = 202, body = JobCreated), (status = 409, description = "Job is not transcribing", body = ErrorBody)))]
 pub async fn attach_transcript(

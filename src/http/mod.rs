@@ -64,7 +64,10 @@ pub fn router(state: AppState) -> Router {
         .route("/jobs/{job_id}/logs", get(jobs::logs))
         .route("/jobs/{job_id}/deliveries", get(jobs::deliveries))
         .route("/jobs/{job_id}/runs", get(runs::for_job))
-        .route("/jobs/{job_id}/transcript", put(jobs::attach_transcript))
+        .route(
+            "/jobs/{job_id}/transcript",
+            put(jobs::attach_transcript).get(jobs::transcript),
+        )
         .route("/jobs/{job_id}/status", patch(jobs::update_status))
         .route("/jobs/{job_id}/retry", post(jobs::retry))
         .route("/jobs/{job_id}/run-algorithms", post(on_demand::run_algorithms))

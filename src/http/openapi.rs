@@ -134,7 +134,7 @@ fn operation_id(method: &str, path: &str) -> String {
     info(title = "gensail", description = "Call-analytics algorithms as sandboxed WebAssembly plugins: jobs, child jobs, algorithm runs."),
     paths(
         calls::ingest_transcript, calls::ingest_audio,
-        jobs::list, jobs::lookup, jobs::get, jobs::logs, jobs::deliveries, jobs::attach_transcript, jobs::update_status, jobs::retry, jobs::retry_by_source,
+        jobs::list, jobs::lookup, jobs::get, jobs::logs, jobs::deliveries, jobs::attach_transcript, jobs::transcript, jobs::update_status, jobs::retry, jobs::retry_by_source,
         on_demand::run_algorithms,
         experiments::create, experiments::list, experiments::get, experiments::results, experiments::cancel, experiments::events,
         backfills::create, backfills::list, backfills::get, backfills::jobs, backfills::cancel, backfills::events,
