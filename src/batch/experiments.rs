@@ -138,17 +138,24 @@ async fn run_chunk(state: &AppState, worker: &str, chunk: &ExperimentChunk) -> a
             }
         }
     }
+    // Stored runs to reuse, looked up for the whole chunk at once per side.
+    let transcripts: Vec<&str> = chunk.items.iter().map(|i| i.transcript_sha256.as_str()).collect();
+    let mut reusable = Vec::with_capacity(2);
+    for side in sides {
+        reusable.push(
+            state
+                .store
+                .reusable_runs(side, &transcripts, experiment.workspace_id)
+                .await?,
+        );
+    }
     let mut results = Vec::with_capacity(chunk.items.len());
     for item in &chunk.items {
         let mut transcript: Option<Transcript> = None;
         let mut pair = Vec::with_capacity(2);
-        for (side, algorithm) in sides.iter().zip(&loaded) {
-            if let Some(reused) = state
-                .store
-                .reusable_run(side, &item.transcript_sha256, experiment.workspace_id)
-                .await?
-            {
-                pair.push(SideResult::Reused(reused));
+        for ((side, algorithm), stored) in sides.iter().zip(&loaded).zip(&reusable) {
+            if let Some(reused) = stored.get(&item.transcript_sha256) {
+                pair.push(SideResult::Reused(reused.clone()));
                 continue;
             }
             if transcript.is_none() {

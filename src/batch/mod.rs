@@ -20,9 +20,10 @@ pub mod experiments;
 
 use serde::Serialize;
 
-/// Calls a worker leases at once: small enough that a chunk finishes well
-/// inside a lease, large enough that claiming costs little per call.
-pub const CHUNK: i64 = 8;
+/// Calls a worker leases at once: small enough that a chunk of ordinary runs
+/// finishes well inside a lease, large enough that claiming, looking up
+/// reusable runs and storing results cost little per call.
+pub const CHUNK: i64 = 16;
 
 /// How far a batch is, and how fast it goes.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]

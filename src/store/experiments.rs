@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::db::query;
 use super::jobs::scope_condition;
 use super::selection::{Items, Selection};
-use super::{Scope, Store, StoreError, StoreResult, from_json};
+use super::{Scope, Store, StoreError, StoreResult, from_json, placeholders};
 use crate::jobs::{BatchStatus, RunStatus};
 
 /// One side of an experiment, fixed when it is created: the exact
@@ -356,43 +356,58 @@ impl Store {
     /// experiments', else one of its jobs'; completed, or failed for a reason
     /// the inputs alone decide. Never another workspace's: its run IDs and
     /// costs would tell that it has a call with the same transcript.
-    pub async fn reusable_run(
+    ///
+    /// Looked up for a chunk's transcripts at once: a map from transcript
+    /// sha256 to the run, for those that have one.
+    pub async fn reusable_runs(
         &self,
         side: &Side,
-        transcript_sha256: &str,
+        transcripts: &[&str],
         workspace_id: i64,
-    ) -> StoreResult<Option<SideOutcome>> {
+    ) -> StoreResult<std::collections::HashMap<String, SideOutcome>> {
         let (completed, failed) = (RunStatus::Completed, RunStatus::Failed);
         let sources = [
             (
                 RunSource::Experiment,
-                "SELECT r.id, r.status, r.result, r.error, r.fuel_consumed, r.duration_ms FROM experiment_runs r
-                 JOIN experiments e ON e.id = r.experiment_id
-                 WHERE r.component_sha256 = $1 AND r.config_sha256 = $2 AND r.transcript_sha256 = $3
-                   AND r.status IN ($4, $5) AND e.workspace_id = $6 AND r.algorithm_id = $7
-                 ORDER BY r.id DESC LIMIT 20",
+                "SELECT r.id, r.transcript_sha256, r.status, r.result, r.error, r.fuel_consumed, r.duration_ms
+                 FROM experiment_runs r JOIN experiments e ON e.id = r.experiment_id
+                 WHERE r.component_sha256 = $1 AND r.config_sha256 = $2 AND r.status IN ($3, $4)
+                   AND e.workspace_id = $5 AND r.algorithm_id = $6 AND r.transcript_sha256 IN",
             ),
             (
                 RunSource::Production,
-                "SELECT r.id, r.status, r.result, r.error, r.fuel_consumed, r.duration_ms FROM jobs j
-                 JOIN algorithm_runs r ON r.job_id = j.id AND r.algorithm_id = $7
-                 WHERE j.transcript_sha256 = $3 AND j.workspace_id = $6
-                   AND r.component_sha256 = $1 AND r.config_sha256 = $2 AND r.status IN ($4, $5)
-                 ORDER BY r.id DESC LIMIT 20",
+                "SELECT r.id, j.transcript_sha256, r.status, r.result, r.error, r.fuel_consumed, r.duration_ms
+                 FROM jobs j JOIN algorithm_runs r ON r.job_id = j.id AND r.algorithm_id = $6
+                 WHERE r.component_sha256 = $1 AND r.config_sha256 = $2 AND r.status IN ($3, $4)
+                   AND j.workspace_id = $5 AND j.transcript_sha256 IN",
             ),
         ];
-        for (source, sql) in sources {
-            let rows = query(sql)
+        let mut found = std::collections::HashMap::new();
+        for (source, select) in sources {
+            let wanted: Vec<&str> = transcripts
+                .iter()
+                .copied()
+                .filter(|t| !found.contains_key(*t))
+                .collect();
+            if wanted.is_empty() {
+                break;
+            }
+            let sql = format!("{select} ({}) ORDER BY r.id DESC", placeholders(7, wanted.len()));
+            let mut q = query(&sql)
                 .bind(side.component_sha256.as_str())
                 .bind(side.config_sha256.as_str())
-                .bind(transcript_sha256)
                 .bind(completed)
                 .bind(failed)
                 .bind(workspace_id)
-                .bind(side.algorithm_id.as_str())
-                .fetch_all(&self.pool)
-                .await?;
-            for r in &rows {
+                .bind(side.algorithm_id.as_str());
+            for t in &wanted {
+                q = q.bind(*t);
+            }
+            for r in &q.fetch_all(&self.pool).await? {
+                let transcript: String = r.get("transcript_sha256");
+                if found.contains_key(&transcript) {
+                    continue;
+                }
                 let status: RunStatus = r.try_get("status")?;
                 let error: Option<Value> = r.get::<Option<&str>, _>("error").map(from_json).transpose()?;
                 let reusable = status == completed
@@ -401,7 +416,7 @@ impl Store {
                         .and_then(|e| e["kind"].as_str())
                         .is_some_and(|kind| REUSABLE_ERRORS.contains(&kind));
                 if reusable {
-                    return Ok(Some(SideOutcome {
+                    let outcome = SideOutcome {
                         run_source: source,
                         run_id: r.get("id"),
                         status,
@@ -410,11 +425,12 @@ impl Store {
                         error,
                         fuel_consumed: r.get::<Option<i64>, _>("fuel_consumed").unwrap_or(0),
                         duration_ms: r.get::<Option<f64>, _>("duration_ms").unwrap_or(0.0),
-                    }));
+                    };
+                    found.insert(transcript, outcome);
                 }
             }
         }
-        Ok(None)
+        Ok(found)
     }
 
     /// Stores a claimed chunk's outcomes in one transaction: the runs made
