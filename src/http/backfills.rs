@@ -121,7 +121,8 @@ pub async fn create(
     state.wake_worker();
     let answer = BackfillCreated {
         backfill_id: backfill.backfill_id,
-        status: backfill.status,
+        // What creating it did; a worker may have taken it up since.
+        status: BatchStatus::Queued,
         total: backfill.total,
     };
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())

@@ -229,7 +229,8 @@ pub async fn create(
     state.wake_worker();
     let answer = ExperimentCreated {
         experiment_id: experiment.experiment_id,
-        status: experiment.status,
+        // What creating it did; a worker may have taken it up since.
+        status: BatchStatus::Queued,
         total: experiment.total,
         baseline: experiment.baseline,
         candidate: experiment.candidate,
