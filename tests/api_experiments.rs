@@ -315,6 +315,38 @@ async fn cancel_stops_an_experiment_and_a_restart_resumes_a_dead_workers_calls_o
         )
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    // A backfill cancels the same way.
+    let backfill = s
+        .ok(
+            &t.workspace_key,
+            "/api/v1/backfills",
+            json!({"algorithm_ids": ["sentiment_v1"], "jobs": {"job_ids": jobs}}),
+            202,
+        )
+        .await["backfill_id"]
+        .as_i64()
+        .unwrap();
+    let r = s
+        .post(
+            &t.workspace_key,
+            &format!("/api/v1/backfills/{backfill}/cancel"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["status"].as_str()),
+        (StatusCode::OK, Some("cancelled")),
+        "{}",
+        r.body
+    );
+    let r = s
+        .post(
+            &t.workspace_key,
+            &format!("/api/v1/backfills/{backfill}/cancel"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
 
     let id = s.ok(&t.workspace_key, "/api/v1/experiments", body, 202).await["experiment_id"]
         .as_i64()

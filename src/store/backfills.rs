@@ -229,7 +229,7 @@ impl Store {
         if row.status.is_final() {
             return Ok(false);
         }
-        self.end_batch("backfills", id, BatchStatus::Cancelled, None).await
+        self.end_batch(Items::Backfill, id, BatchStatus::Cancelled, None).await
     }
 
     /// Leases up to `n` unhandled calls of the oldest queued or running

@@ -291,35 +291,40 @@ impl Store {
 
     /// Cancels a queued or running experiment; false when it had already ended.
     pub async fn cancel_experiment(&self, id: i64) -> StoreResult<bool> {
-        self.end_batch("experiments", id, BatchStatus::Cancelled, None).await
+        self.end_batch(Items::Experiment, id, BatchStatus::Cancelled, None)
+            .await
     }
 
     /// Fails an experiment that cannot go on, saying why.
     pub async fn fail_experiment(&self, id: i64, error: &str) -> StoreResult<bool> {
-        self.end_batch("experiments", id, BatchStatus::Failed, Some(error))
+        self.end_batch(Items::Experiment, id, BatchStatus::Failed, Some(error))
             .await
     }
 
-    /// Moves a queued or running batch to a final status.
+    /// Moves a queued or running batch to a final status (with the reason,
+    /// for an experiment that failed; backfills have no such column).
     pub(super) async fn end_batch(
         &self,
-        table: &str,
+        items: Items,
         id: i64,
         to: BatchStatus,
         error: Option<&str>,
     ) -> StoreResult<bool> {
-        let error_column = if table == "experiments" { ", error = $5" } else { "" };
+        let batches = items.batch_table();
+        let set_error = if error.is_some() { ", error = $6" } else { "" };
         let sql = format!(
-            "UPDATE {table} SET status = $1, finished_at = $2{error_column} WHERE id = $3 AND status IN ($4, $6)"
+            "UPDATE {batches} SET status = $1, finished_at = $2{set_error} WHERE id = $3 AND status IN ($4, $5)"
         );
-        let mut q = query(&sql).bind(to).bind(self.now()).bind(id).bind(BatchStatus::Queued);
-        if error_column.is_empty() {
-            q = q.bind(None::<&str>);
-        } else {
+        let mut q = query(&sql)
+            .bind(to)
+            .bind(self.now())
+            .bind(id)
+            .bind(BatchStatus::Queued)
+            .bind(BatchStatus::Running);
+        if let Some(error) = error {
             q = q.bind(error);
         }
-        let changed = q.bind(BatchStatus::Running).execute(&self.pool).await?.rows_affected();
-        Ok(changed == 1)
+        Ok(q.execute(&self.pool).await?.rows_affected() == 1)
     }
 
     /// Leases up to `n` calls of the oldest queued or running experiment that

@@ -45,6 +45,11 @@ pub(super) enum Items {
 }
 
 impl Items {
+    /// The batch table: `experiments` or `backfills`.
+    pub(super) fn batch_table(self) -> &'static str {
+        self.names().1
+    }
+
     /// (item table, batch table, the item's batch column, "not handled yet" on alias `x`).
     fn names(self) -> (&'static str, &'static str, &'static str, fn(&str) -> String) {
         match self {
